@@ -1,0 +1,304 @@
+//! The handle a tool runs with: who is calling, and the way back to the client.
+//!
+//! Everything a tool sends travels as an [`Emit`] over a bounded channel to the protocol layer,
+//! which turns it into JSON-RPC on the right SSE stream. Sends wait when the channel is full, so a
+//! tool that reports progress faster than the client reads is slowed down, not buffered without
+//! bound. A tool never sees HTTP.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Facts about the caller a tool may report (`node_info`) or use.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    /// This node's id.
+    pub node: Arc<str>,
+    /// The session the call belongs to.
+    pub session_id: Arc<str>,
+    /// The protocol version the session negotiated.
+    pub protocol_version: &'static str,
+    /// The client's self-reported name and version.
+    pub client_name: Arc<str>,
+    /// When this process started.
+    pub started: Instant,
+}
+
+/// A capability the client may have declared at `initialize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCapability {
+    Sampling,
+    Elicitation,
+    Roots,
+}
+
+impl ClientCapability {
+    /// The key in `ClientCapabilities`.
+    pub fn key(self) -> &'static str {
+        match self {
+            ClientCapability::Sampling => "sampling",
+            ClientCapability::Elicitation => "elicitation",
+            ClientCapability::Roots => "roots",
+        }
+    }
+}
+
+/// Syslog severities used by `logging/setLevel` and `notifications/message`, least severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Notice,
+    Warning,
+    Error,
+    Critical,
+    Alert,
+    Emergency,
+}
+
+impl LogLevel {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Notice => "notice",
+            LogLevel::Warning => "warning",
+            LogLevel::Error => "error",
+            LogLevel::Critical => "critical",
+            LogLevel::Alert => "alert",
+            LogLevel::Emergency => "emergency",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A log level name that is not one of the eight the spec defines.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown log level {0:?}")]
+pub struct UnknownLogLevel(pub String);
+
+impl FromStr for LogLevel {
+    type Err = UnknownLogLevel;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "debug" => LogLevel::Debug,
+            "info" => LogLevel::Info,
+            "notice" => LogLevel::Notice,
+            "warning" => LogLevel::Warning,
+            "error" => LogLevel::Error,
+            "critical" => LogLevel::Critical,
+            "alert" => LogLevel::Alert,
+            "emergency" => LogLevel::Emergency,
+            other => return Err(UnknownLogLevel(other.to_owned())),
+        })
+    }
+}
+
+/// Why a server→client request got no result.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RequestError {
+    /// The client did not declare the capability at `initialize`.
+    #[error("the client did not declare the {} capability", .0.key())]
+    Unsupported(ClientCapability),
+    /// The client answered with a JSON-RPC error.
+    #[error("the client answered with error {code}: {message}")]
+    Rejected { code: i64, message: String },
+    /// The call was cancelled while waiting.
+    #[error("the request was cancelled")]
+    Cancelled,
+    /// The client did not answer within the request timeout.
+    #[error("the client did not answer in time")]
+    Timeout,
+    /// The session ended while waiting.
+    #[error("the session was closed")]
+    Closed,
+}
+
+/// Something a running call sends towards the client.
+#[derive(Debug)]
+pub enum Emit {
+    /// `notifications/progress` for the call's progress token, on the call's own stream.
+    Progress {
+        token: Value,
+        progress: f64,
+        total: Option<f64>,
+        message: Option<String>,
+    },
+    /// `notifications/message` related to the call, on the call's own stream.
+    Log {
+        level: LogLevel,
+        logger: Option<String>,
+        data: Value,
+    },
+    /// A server→client request (`sampling/createMessage`, `elicitation/create`, `roots/list`),
+    /// sent on the call's own stream; the client's POSTed response is delivered to `reply`.
+    Request {
+        method: &'static str,
+        params: Value,
+        reply: oneshot::Sender<Result<Value, RequestError>>,
+    },
+    /// `notifications/message` unrelated to the call: it goes on the session's standalone (GET)
+    /// stream.
+    SessionLog { level: LogLevel, data: Value },
+    /// `notifications/resources/updated` for every session on this node subscribed to `uri`.
+    ResourceUpdated { uri: String },
+    /// Close the call's SSE connection now, without ending its stream: the client reconnects
+    /// with `Last-Event-ID` after `retry` and receives the rest (SEP-1699 polling).
+    CloseConnection,
+}
+
+/// The handle passed to a tool.
+pub struct Call {
+    info: CallInfo,
+    out: mpsc::Sender<Emit>,
+    cancel: CancellationToken,
+    progress_token: Option<Value>,
+    capabilities: [bool; 3],
+}
+
+impl Call {
+    /// Built by the protocol layer for each `tools/call`.
+    pub fn new(
+        info: CallInfo,
+        out: mpsc::Sender<Emit>,
+        cancel: CancellationToken,
+        progress_token: Option<Value>,
+        capabilities: impl Fn(ClientCapability) -> bool,
+    ) -> Call {
+        let capabilities = [
+            capabilities(ClientCapability::Sampling),
+            capabilities(ClientCapability::Elicitation),
+            capabilities(ClientCapability::Roots),
+        ];
+        Call {
+            info,
+            out,
+            cancel,
+            progress_token,
+            capabilities,
+        }
+    }
+
+    /// Who is calling.
+    pub fn info(&self) -> &CallInfo {
+        &self.info
+    }
+
+    /// True when the client declared `cap`.
+    pub fn supports(&self, cap: ClientCapability) -> bool {
+        match cap {
+            ClientCapability::Sampling => self.capabilities[0],
+            ClientCapability::Elicitation => self.capabilities[1],
+            ClientCapability::Roots => self.capabilities[2],
+        }
+    }
+
+    /// True when the client asked for progress (sent a `progressToken`).
+    pub fn wants_progress(&self) -> bool {
+        self.progress_token.is_some()
+    }
+
+    /// Resolves when the client cancels the call (`notifications/cancelled`), the session closes
+    /// or the server shuts down. Long-running tools select on it.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    /// True once cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Reports progress; a no-op when the client sent no progress token.
+    pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<String>) {
+        if let Some(token) = &self.progress_token {
+            self.emit(Emit::Progress {
+                token: token.clone(),
+                progress,
+                total,
+                message,
+            })
+            .await;
+        }
+    }
+
+    /// Sends a log message related to this call (filtered by the session's log level).
+    pub async fn log(&self, level: LogLevel, logger: Option<&str>, data: Value) {
+        self.emit(Emit::Log {
+            level,
+            logger: logger.map(str::to_owned),
+            data,
+        })
+        .await;
+    }
+
+    /// Sends a log message on the session's standalone stream, unrelated to this call.
+    pub async fn log_to_session(&self, level: LogLevel, data: Value) {
+        self.emit(Emit::SessionLog { level, data }).await;
+    }
+
+    /// Tells every subscriber of `uri` on this node that it changed.
+    pub async fn resource_updated(&self, uri: &str) {
+        self.emit(Emit::ResourceUpdated {
+            uri: uri.to_owned(),
+        })
+        .await;
+    }
+
+    /// Closes the SSE connection carrying this call (the client resumes with `Last-Event-ID`).
+    pub async fn close_connection(&self) {
+        self.emit(Emit::CloseConnection).await;
+    }
+
+    /// Asks the client something (`sampling/createMessage`, `elicitation/create`, `roots/list`)
+    /// and waits for its answer, the call's cancellation, or the session's end.
+    pub async fn request(
+        &self,
+        method: &'static str,
+        params: Value,
+    ) -> Result<Value, RequestError> {
+        let needs = match method {
+            "sampling/createMessage" => Some(ClientCapability::Sampling),
+            "elicitation/create" => Some(ClientCapability::Elicitation),
+            "roots/list" => Some(ClientCapability::Roots),
+            _ => None,
+        };
+        if let Some(cap) = needs {
+            if !self.supports(cap) {
+                return Err(RequestError::Unsupported(cap));
+            }
+        }
+        let (reply, answer) = oneshot::channel();
+        self.emit(Emit::Request {
+            method,
+            params,
+            reply,
+        })
+        .await;
+        tokio::select! {
+            r = answer => r.unwrap_or(Err(RequestError::Closed)),
+            () = self.cancel.cancelled() => Err(RequestError::Cancelled),
+        }
+    }
+
+    async fn emit(&self, e: Emit) {
+        // The receiver lives as long as the call's driver; when it is gone the call is being torn
+        // down and there is nobody left to tell.
+        tokio::select! {
+            _ = self.out.send(e) => {}
+            () = self.cancel.cancelled() => {}
+        }
+    }
+}

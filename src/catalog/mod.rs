@@ -1,0 +1,327 @@
+//! What the server offers: tools, resources, resource templates, prompts and completions.
+//!
+//! The catalog knows nothing about HTTP, JSON-RPC framing or sessions. A tool is a plain function
+//! from its arguments and a [`Call`] (the handle through which it reports progress, logs, asks the
+//! client for sampling or elicitation, and learns it was cancelled) to a [`ToolResult`]. Lists are
+//! rendered to JSON once at start, so `tools/list` costs a copy, not a serialization.
+//!
+//! Two sets exist: the built-in set an operator finds useful ([`builtin`]) and the official
+//! conformance suite's fixtures ([`conformance`]), switched on by `[catalog] conformance`.
+
+pub mod builtin;
+mod call;
+pub mod conformance;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::{json, Map, Value};
+
+pub use call::{Call, CallInfo, ClientCapability, Emit, LogLevel, RequestError, UnknownLogLevel};
+
+/// A boxed future returned by tool handlers.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A tool's implementation: arguments (an empty map when the client sent none) and the call handle.
+pub type ToolFn = fn(Call, Map<String, Value>) -> BoxFuture<ToolResult>;
+
+/// A tool: its `tools/list` entry and its implementation.
+pub struct Tool {
+    /// The tool's name, as clients call it.
+    pub name: &'static str,
+    /// The whole `tools/list` entry: `name`, `description`, `inputSchema`, optional `title`,
+    /// `annotations`, `outputSchema`.
+    pub definition: Value,
+    pub handler: ToolFn,
+}
+
+/// The result of `tools/call`: a `CallToolResult` object (`content`, optional `isError`,
+/// `structuredContent`). Failures of the tool itself are results with `isError: true`, never
+/// JSON-RPC errors (the spec's rule since 2025-11-25).
+#[derive(Debug, Clone)]
+pub struct ToolResult(pub Value);
+
+impl ToolResult {
+    /// One text item.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::content(vec![json!({"type": "text", "text": text.into()})])
+    }
+
+    /// Content items as given.
+    pub fn content(items: Vec<Value>) -> Self {
+        ToolResult(json!({ "content": items }))
+    }
+
+    /// A tool-level error the model can read and act on.
+    pub fn error(text: impl Into<String>) -> Self {
+        ToolResult(json!({"content": [{"type": "text", "text": text.into()}], "isError": true}))
+    }
+
+    /// Text content plus the same data as `structuredContent`.
+    pub fn structured(value: Value) -> Self {
+        let text = value.to_string();
+        ToolResult(json!({"content": [{"type": "text", "text": text}], "structuredContent": value}))
+    }
+}
+
+/// A fixed resource.
+pub struct Resource {
+    /// The `resources/list` entry: `uri`, `name`, optional `title`, `description`, `mimeType`.
+    pub definition: Value,
+    pub uri: &'static str,
+    /// Produces the `contents` array of `resources/read`.
+    pub read: fn(&CallInfo) -> Vec<Value>,
+}
+
+/// A resource template (`resources/templates/list`) and how to read URIs that match it.
+pub struct ResourceTemplate {
+    /// The `resources/templates/list` entry: `uriTemplate`, `name`, `description`, `mimeType`.
+    pub definition: Value,
+    /// Returns the `contents` for a URI this template matches, `None` otherwise.
+    pub read: fn(&str) -> Option<Vec<Value>>,
+}
+
+/// A prompt.
+pub struct Prompt {
+    pub name: &'static str,
+    /// The `prompts/list` entry: `name`, `description`, optional `title`, `arguments`.
+    pub definition: Value,
+    /// Renders the `GetPromptResult` (`description`, `messages`) or says what is wrong with the
+    /// arguments.
+    pub get: fn(&Map<String, Value>) -> Result<Value, String>,
+    /// Completion candidates per argument name.
+    pub completions: &'static [(&'static str, &'static [&'static str])],
+}
+
+/// What a `completion/complete` request refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompletionRef<'a> {
+    Prompt(&'a str),
+    Resource(&'a str),
+}
+
+/// Why a catalog lookup failed; the protocol layer maps these to JSON-RPC errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("Unknown tool: {0}")]
+    UnknownTool(String),
+    #[error("Resource not found: {0}")]
+    UnknownResource(String),
+    #[error("Unknown prompt: {0}")]
+    UnknownPrompt(String),
+    #[error("Invalid arguments for prompt {prompt}: {message}")]
+    BadPromptArguments { prompt: String, message: String },
+}
+
+/// The served set, indexed by name and with its list replies rendered once.
+pub struct Catalog {
+    tools: Vec<Tool>,
+    tool_index: HashMap<&'static str, usize>,
+    resources: Vec<Resource>,
+    templates: Vec<ResourceTemplate>,
+    prompts: Vec<Prompt>,
+    tools_list: Box<serde_json::value::RawValue>,
+    resources_list: Box<serde_json::value::RawValue>,
+    templates_list: Box<serde_json::value::RawValue>,
+    prompts_list: Box<serde_json::value::RawValue>,
+}
+
+impl Catalog {
+    /// The built-in set, plus the conformance fixtures when asked for.
+    pub fn new(conformance: bool) -> Catalog {
+        let mut tools = builtin::tools();
+        let mut resources = builtin::resources();
+        let mut templates = builtin::templates();
+        let mut prompts = builtin::prompts();
+        if conformance {
+            tools.extend(conformance::tools());
+            resources.extend(conformance::resources());
+            templates.extend(conformance::templates());
+            prompts.extend(conformance::prompts());
+        }
+        Self::from_parts(tools, resources, templates, prompts)
+    }
+
+    fn from_parts(
+        tools: Vec<Tool>,
+        resources: Vec<Resource>,
+        templates: Vec<ResourceTemplate>,
+        prompts: Vec<Prompt>,
+    ) -> Catalog {
+        let tool_index = tools.iter().enumerate().map(|(i, t)| (t.name, i)).collect();
+        let render = |key: &str, items: Vec<&Value>| {
+            let mut obj = Map::new();
+            obj.insert(
+                key.to_owned(),
+                Value::Array(items.into_iter().cloned().collect()),
+            );
+            raw(&Value::Object(obj))
+        };
+        Catalog {
+            tools_list: render("tools", tools.iter().map(|t| &t.definition).collect()),
+            resources_list: render(
+                "resources",
+                resources.iter().map(|r| &r.definition).collect(),
+            ),
+            templates_list: render(
+                "resourceTemplates",
+                templates.iter().map(|t| &t.definition).collect(),
+            ),
+            prompts_list: render("prompts", prompts.iter().map(|p| &p.definition).collect()),
+            tools,
+            tool_index,
+            resources,
+            templates,
+            prompts,
+        }
+    }
+
+    /// The `tools/list` result.
+    pub fn tools_list(&self) -> &serde_json::value::RawValue {
+        &self.tools_list
+    }
+
+    /// The `resources/list` result.
+    pub fn resources_list(&self) -> &serde_json::value::RawValue {
+        &self.resources_list
+    }
+
+    /// The `resources/templates/list` result.
+    pub fn templates_list(&self) -> &serde_json::value::RawValue {
+        &self.templates_list
+    }
+
+    /// The `prompts/list` result.
+    pub fn prompts_list(&self) -> &serde_json::value::RawValue {
+        &self.prompts_list
+    }
+
+    /// The tool named `name`.
+    pub fn tool(&self, name: &str) -> Result<&Tool, LookupError> {
+        self.tool_index
+            .get(name)
+            .map(|&i| &self.tools[i])
+            .ok_or_else(|| LookupError::UnknownTool(name.to_owned()))
+    }
+
+    /// The `contents` of `resources/read` for `uri`.
+    pub fn read_resource(&self, uri: &str, info: &CallInfo) -> Result<Vec<Value>, LookupError> {
+        if let Some(r) = self.resources.iter().find(|r| r.uri == uri) {
+            return Ok((r.read)(info));
+        }
+        self.templates
+            .iter()
+            .find_map(|t| (t.read)(uri))
+            .ok_or_else(|| LookupError::UnknownResource(uri.to_owned()))
+    }
+
+    /// True when `uri` names a resource or matches a template (subscriptions are only accepted
+    /// for those).
+    pub fn has_resource(&self, uri: &str) -> bool {
+        self.resources.iter().any(|r| r.uri == uri)
+            || self.templates.iter().any(|t| (t.read)(uri).is_some())
+    }
+
+    /// The `GetPromptResult` of `prompts/get`.
+    pub fn get_prompt(&self, name: &str, args: &Map<String, Value>) -> Result<Value, LookupError> {
+        let prompt = self
+            .prompts
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| LookupError::UnknownPrompt(name.to_owned()))?;
+        (prompt.get)(args).map_err(|message| LookupError::BadPromptArguments {
+            prompt: name.to_owned(),
+            message,
+        })
+    }
+
+    /// Completion candidates for `argument` of `reference` starting with `prefix`.
+    pub fn complete(
+        &self,
+        reference: &CompletionRef<'_>,
+        argument: &str,
+        prefix: &str,
+    ) -> Result<Vec<String>, LookupError> {
+        match reference {
+            CompletionRef::Prompt(name) => {
+                let prompt = self
+                    .prompts
+                    .iter()
+                    .find(|p| p.name == *name)
+                    .ok_or_else(|| LookupError::UnknownPrompt((*name).to_owned()))?;
+                Ok(prompt
+                    .completions
+                    .iter()
+                    .filter(|(arg, _)| *arg == argument)
+                    .flat_map(|(_, values)| values.iter())
+                    .filter(|v| v.starts_with(prefix))
+                    .map(|v| (*v).to_owned())
+                    .collect())
+            }
+            // No template of ours has enumerable values; an empty list is the honest answer.
+            CompletionRef::Resource(_) => Ok(Vec::new()),
+        }
+    }
+}
+
+fn raw(value: &Value) -> Box<serde_json::value::RawValue> {
+    // A `Value` always serializes, and its serialization is always valid JSON.
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| {
+        serde_json::value::RawValue::from_string("{}".to_owned()).unwrap_or_default()
+    })
+}
+
+/// Reads an optional string argument.
+pub fn arg_str<'a>(args: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    args.get(key).and_then(Value::as_str)
+}
+
+/// Reads an optional non-negative integer argument.
+pub fn arg_u64(args: &Map<String, Value>, key: &str) -> Option<u64> {
+    args.get(key).and_then(Value::as_u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_list_entry_has_the_fields_clients_require() {
+        let c = Catalog::new(true);
+        let tools: Value = serde_json::from_str(c.tools_list().get()).unwrap();
+        for t in tools["tools"].as_array().unwrap() {
+            assert!(t["name"].is_string(), "{t}");
+            assert!(t["description"].is_string(), "{t}");
+            assert_eq!(t["inputSchema"]["type"], "object", "{t}");
+        }
+        let prompts: Value = serde_json::from_str(c.prompts_list().get()).unwrap();
+        for p in prompts["prompts"].as_array().unwrap() {
+            assert!(p["name"].is_string() && p["description"].is_string(), "{p}");
+        }
+        let resources: Value = serde_json::from_str(c.resources_list().get()).unwrap();
+        for r in resources["resources"].as_array().unwrap() {
+            assert!(r["uri"].is_string() && r["name"].is_string(), "{r}");
+        }
+    }
+
+    #[test]
+    fn names_are_unique_within_each_list() {
+        let c = Catalog::new(true);
+        assert_eq!(c.tool_index.len(), c.tools.len());
+        let mut uris: Vec<_> = c.resources.iter().map(|r| r.uri).collect();
+        uris.sort_unstable();
+        uris.dedup();
+        assert_eq!(uris.len(), c.resources.len());
+    }
+
+    #[test]
+    fn conformance_fixtures_are_off_by_default() {
+        let c = Catalog::new(false);
+        assert!(c.tool("echo").is_ok());
+        assert_eq!(
+            c.tool("test_simple_text").err(),
+            Some(LookupError::UnknownTool("test_simple_text".into()))
+        );
+    }
+}

@@ -1,0 +1,296 @@
+//! The typed configuration and where it comes from.
+//!
+//! Layers, later wins: the default TOML compiled into the binary (`src/config/default.toml`) <
+//! `/etc/mcpd/mcpd.toml` (or the file named by `--config`, which must exist) < `MCPD_*`
+//! environment variables, where `__` separates section and key (`MCPD_SERVER__LISTEN`).
+//!
+//! Every struct denies unknown fields: a typo in an operator's file or environment is an error that
+//! names the key, never a silently ignored setting. All validation happens here, once, so the rest
+//! of the program works with values that are already known to be good.
+
+mod duration;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+pub use duration::Duration;
+
+/// The embedded defaults: what `mcpd` runs with on a fresh machine.
+pub const DEFAULT_TOML: &str = include_str!("config/default.toml");
+
+/// Where the operator's file lives when `--config` is not given.
+pub const SYSTEM_CONFIG_PATH: &str = "/etc/mcpd/mcpd.toml";
+
+/// A configuration that could not be loaded; the message always names the offending key or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The layers could not be parsed or did not fit the schema (figment names the key and source).
+    #[error("{0}")]
+    Load(Box<figment::Error>),
+    /// A value parsed but is not acceptable.
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+    /// `--config` named a file that cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        ConfigError::Load(Box::new(e))
+    }
+}
+
+/// The whole configuration; the section names are the contract with operators and packaging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    pub session: Session,
+    pub redis: Redis,
+    pub cluster: Cluster,
+    pub catalog: Catalog,
+    pub log: Log,
+    pub shutdown: Shutdown,
+}
+
+/// The listener and the HTTP-level guards in front of `/mcp`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Where `/mcp`, `/healthz` and `/metrics` are served.
+    pub listen: SocketAddr,
+    /// This node's name in logs, `/healthz` and the registry; empty means the hostname.
+    pub node_id: String,
+    /// Browser origins allowed besides loopback ones (`scheme://host[:port]`).
+    pub allowed_origins: Vec<String>,
+    /// `Host` header values allowed besides loopback names. Empty: loopback names only when
+    /// listening on loopback (DNS-rebinding guard), any host otherwise.
+    pub allowed_hosts: Vec<String>,
+    /// Largest accepted request body; larger bodies get 413 before they are read.
+    pub max_body_bytes: usize,
+    /// How long a client may take to send request headers (slowloris guard).
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request body.
+    pub body_read_timeout: Duration,
+    /// Connections served at once; further connections wait in the kernel backlog.
+    pub max_connections: usize,
+    /// The MCP endpoint path.
+    pub path: String,
+}
+
+/// Session lifecycle limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    /// A session with no requests and no open stream for this long is closed.
+    pub idle_timeout: Duration,
+    /// A session that has not sent `notifications/initialized` within this is closed.
+    pub init_timeout: Duration,
+    /// Sessions held at once; `initialize` past this answers 503.
+    pub max_sessions: usize,
+    /// Interval of `: keep-alive` comments on open SSE streams.
+    pub keep_alive: Duration,
+    /// The reconnect delay announced with `retry:` on SSE streams.
+    pub sse_retry: Duration,
+    /// Events kept per SSE stream for `Last-Event-ID` replay.
+    pub replay_events: usize,
+    /// Requests one session may have running at once; more get a JSON-RPC error.
+    pub max_in_flight: usize,
+    /// Upper bound on one handler's run time (and on waiting for a client's reply).
+    pub request_timeout: Duration,
+}
+
+/// The cluster's session registry (used from the registry issue on; empty `url` = off).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redis {
+    pub url: String,
+    pub session_ttl: Duration,
+    pub key_prefix: String,
+}
+
+/// How nodes cooperate on misrouted and orphaned sessions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub advertise_url: String,
+    pub forward_misroutes: bool,
+    pub adopt_orphans: bool,
+    pub peer_secret: String,
+}
+
+/// Which tools, resources and prompts are served.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// Serve the official conformance suite's fixtures (`test_*` tools, `test://` resources).
+    pub conformance: bool,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub format: LogFormat,
+    /// A tracing filter directive (`info`, `mcpd=debug,hyper=warn`, …).
+    pub level: String,
+}
+
+/// Where and how log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// journald when started by systemd with a journal stream, text otherwise.
+    Auto,
+    Text,
+    Json,
+    Journald,
+}
+
+/// The drain on SIGTERM.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shutdown {
+    /// Time between `/healthz` turning 503 and closing streams.
+    pub grace: Duration,
+}
+
+impl Config {
+    /// Loads the layers. `path` is `--config`: it must exist. Without it the system file is
+    /// optional.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::from_figment(Self::figment(path)?)
+    }
+
+    /// The layered sources, before extraction (exposed for tests and `check-config`).
+    pub fn figment(path: Option<&Path>) -> Result<Figment, ConfigError> {
+        let file = match path {
+            Some(p) => {
+                // figment's `file_exact` would report a missing file as an empty layer; an
+                // operator who names a file means it.
+                std::fs::metadata(p).map_err(|source| ConfigError::File {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                Toml::file_exact(p)
+            }
+            None => Toml::file_exact(SYSTEM_CONFIG_PATH),
+        };
+        Ok(Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(file)
+            .merge(Env::prefixed("MCPD_").split("__")))
+    }
+
+    /// Extracts and validates.
+    pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let mut cfg: Config = figment.extract()?;
+        cfg.validate()?;
+        if cfg.server.node_id.is_empty() {
+            cfg.server.node_id = hostname();
+        }
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if !self.server.node_id.is_empty() && !is_token(&self.server.node_id) {
+            return invalid(
+                "server.node_id",
+                "use letters, digits, '-', '_' and '.' only".into(),
+            );
+        }
+        for origin in &self.server.allowed_origins {
+            if crate::mcp::transport::parse_origin(origin).is_none() {
+                return invalid(
+                    "server.allowed_origins",
+                    format!("{origin:?} is not an origin like https://app.example.com[:port]"),
+                );
+            }
+        }
+        for host in &self.server.allowed_hosts {
+            if host.is_empty() || host.contains('/') || host.chars().any(char::is_whitespace) {
+                return invalid(
+                    "server.allowed_hosts",
+                    format!("{host:?} is not a host name (with optional :port)"),
+                );
+            }
+        }
+        if !self.server.path.starts_with('/') || self.server.path.len() < 2 {
+            return invalid("server.path", "must start with '/' and name a path".into());
+        }
+        let positive: [(&'static str, usize); 5] = [
+            ("server.max_body_bytes", self.server.max_body_bytes),
+            ("server.max_connections", self.server.max_connections),
+            ("session.max_sessions", self.session.max_sessions),
+            ("session.replay_events", self.session.replay_events),
+            ("session.max_in_flight", self.session.max_in_flight),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return invalid(key, "must be greater than 0".into());
+            }
+        }
+        let durations: [(&'static str, Duration); 8] = [
+            (
+                "server.header_read_timeout",
+                self.server.header_read_timeout,
+            ),
+            ("server.body_read_timeout", self.server.body_read_timeout),
+            ("session.idle_timeout", self.session.idle_timeout),
+            ("session.init_timeout", self.session.init_timeout),
+            ("session.keep_alive", self.session.keep_alive),
+            ("session.sse_retry", self.session.sse_retry),
+            ("session.request_timeout", self.session.request_timeout),
+            ("redis.session_ttl", self.redis.session_ttl),
+        ];
+        for (key, value) in durations {
+            if value.is_zero() {
+                return invalid(key, "must be longer than 0".into());
+            }
+        }
+        let url = &self.redis.url;
+        if !(url.is_empty() || url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return invalid(
+                "redis.url",
+                "must start with redis:// or rediss:// (or be empty)".into(),
+            );
+        }
+        if self.log.level.trim().is_empty()
+            || tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err()
+        {
+            return invalid(
+                "log.level",
+                format!("{:?} is not a filter such as \"info\"", self.log.level),
+            );
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML (what `mcpd check-config` prints).
+    pub fn to_toml(&self) -> String {
+        // Serializing plain structs of strings, numbers and lists cannot fail.
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The kernel's host name, the default node id.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty() && is_token(s))
+        .unwrap_or_else(|| "mcpd".to_owned())
+}

@@ -1,0 +1,110 @@
+//! The process lifecycle: bind, serve, and the drain on SIGTERM/SIGINT.
+//!
+//! Drain order: `/healthz` turns 503 and new `initialize` requests get 503 (`draining`); after
+//! `shutdown.grace` every open SSE stream gets a jittered `retry:` and ends (`closing`), the
+//! listener stops accepting, sessions are closed and their tasks awaited, and open connections get
+//! a bounded time to finish. A second signal ends the process at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http::{self, Router, ServerOptions};
+use crate::mcp::Endpoint;
+use crate::session::{CloseReason, SessionTable};
+
+/// How long connections may take to finish once sessions are closed.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Runs the server until a termination signal; returns after the drain.
+pub async fn run(cfg: Config) -> Result<(), DaemonError> {
+    let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+
+    let listener = TcpListener::bind(cfg.server.listen)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: cfg.server.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().unwrap_or(cfg.server.listen);
+
+    let draining = CancellationToken::new();
+    let closing = CancellationToken::new();
+    let stop = CancellationToken::new();
+    let table = Arc::new(SessionTable::new(cfg.session.max_sessions));
+    let endpoint = Endpoint::new(&cfg, Arc::clone(&table), draining.clone(), closing.clone());
+    let router = Arc::new(Router::new(
+        endpoint,
+        cfg.server.path.clone(),
+        cfg.server.node_id.as_str().into(),
+        cfg.server.max_body_bytes,
+        cfg.server.body_read_timeout.get(),
+        draining.clone(),
+    ));
+    let reaper = tokio::spawn(Arc::clone(&table).run_reaper(
+        cfg.session.idle_timeout.get(),
+        cfg.session.init_timeout.get(),
+        stop.clone(),
+    ));
+    let server = tokio::spawn(http::serve(
+        listener,
+        router,
+        ServerOptions {
+            header_read_timeout: cfg.server.header_read_timeout.get(),
+            max_connections: cfg.server.max_connections,
+        },
+        stop.clone(),
+        DRAIN_DEADLINE,
+    ));
+    tracing::info!(
+        node = %cfg.server.node_id,
+        %addr,
+        "mcpd listening on http://{addr}{}",
+        cfg.server.path
+    );
+
+    let which = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    tracing::info!(signal = which, sessions = table.len(), grace = %cfg.shutdown.grace, "draining");
+    draining.cancel();
+    let second = async {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
+        }
+    };
+    let drain = async {
+        tokio::time::sleep(cfg.shutdown.grace.get()).await;
+        closing.cancel();
+        stop.cancel();
+        table.close_all(CloseReason::Shutdown).await;
+        let _ = server.await;
+        let _ = reaper.await;
+    };
+    tokio::select! {
+        () = drain => tracing::info!("stopped"),
+        () = second => {
+            tracing::warn!("second signal: exiting without finishing the drain");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! HTTP: the listener, connections, graceful shutdown and routing.
+//!
+//! One hyper connection per accepted socket (HTTP/1.1, or h2c when the client opens with the
+//! HTTP/2 preface), `TCP_NODELAY` on every socket (small SSE and JSON writes must not wait for
+//! Nagle), a header-read timeout, and a cap on concurrent connections. Routes: the MCP endpoint
+//! (`/mcp` by default), `/healthz`. Everything MCP-specific is decided by [`crate::mcp`].
+
+mod body;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+pub use body::Body;
+pub use routes::Router;
+
+/// Listener settings.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// Accepts connections until `stop` is cancelled, then lets open connections finish within
+/// `drain` (SSE bodies end on their own when the server's shutdown token fires).
+pub async fn serve(
+    listener: TcpListener,
+    router: Arc<Router>,
+    opts: ServerOptions,
+    stop: CancellationToken,
+    drain: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(opts.max_connections));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_read_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&permits).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break, // never closed
+            },
+            () = stop.cancelled() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    if !is_transient(&e) {
+                        tracing::error!(error = %e, "accept failed; pausing 1s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY failed");
+        }
+        let router = Arc::clone(&router);
+        let service = service_fn(move |req| {
+            let router = Arc::clone(&router);
+            async move { Ok::<_, std::convert::Infallible>(router.handle(req).await) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(
+            async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                drop(permit);
+            }
+            .instrument(tracing::debug_span!("conn", %peer)),
+        );
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::debug!("all connections closed"),
+        () = tokio::time::sleep(drain) => tracing::warn!(after = ?drain, "connections still open at the drain deadline; closing them"),
+    }
+}
+
+/// Accept errors that concern one connection, not the listener.
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset | Interrupted
+    )
+}

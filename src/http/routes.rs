@@ -1,0 +1,239 @@
+//! Routing and the translation between hyper requests/responses and the protocol layer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::Body;
+use crate::mcp::jsonrpc::ErrorCode;
+use crate::mcp::transport::{header as mcp_header, Reply, ReplyBody, RequestHeaders};
+use crate::mcp::{Endpoint, HttpMethod};
+
+/// Routes requests to the MCP endpoint and the operational endpoints.
+pub struct Router {
+    endpoint: Endpoint,
+    path: String,
+    node: Arc<str>,
+    max_body: usize,
+    body_timeout: Duration,
+    draining: CancellationToken,
+}
+
+impl Router {
+    /// `draining` turns `/healthz` to 503 (so load balancers move new clients away).
+    pub fn new(
+        endpoint: Endpoint,
+        path: String,
+        node: Arc<str>,
+        max_body: usize,
+        body_timeout: Duration,
+        draining: CancellationToken,
+    ) -> Router {
+        Router {
+            endpoint,
+            path,
+            node,
+            max_body,
+            body_timeout,
+            draining,
+        }
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path();
+        if path == self.path {
+            let method = req.method().clone();
+            let response = self.mcp(req).await;
+            tracing::debug!(node = %self.node, %method, status = response.status().as_u16(), "mcp request");
+            response
+        } else if path == "/healthz" {
+            self.healthz(req.method())
+        } else {
+            json_response(
+                StatusCode::NOT_FOUND,
+                json!({"error": "not found", "endpoints": [&self.path, "/healthz"]}),
+            )
+        }
+    }
+
+    fn healthz(&self, method: &Method) -> Response<Body> {
+        if method != Method::GET && method != Method::HEAD {
+            let mut r = json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "use GET"}));
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        let (status, state) = if self.draining.is_cancelled() {
+            (StatusCode::SERVICE_UNAVAILABLE, "draining")
+        } else {
+            (StatusCode::OK, "serving")
+        };
+        json_response(
+            status,
+            json!({
+                "status": state,
+                "node": &*self.node,
+                "sessions": self.endpoint.sessions().len(),
+                "version": env!("CARGO_PKG_VERSION"),
+            }),
+        )
+    }
+
+    async fn mcp(&self, req: Request<Incoming>) -> Response<Body> {
+        let method = match *req.method() {
+            Method::POST => HttpMethod::Post,
+            Method::GET => HttpMethod::Get,
+            Method::DELETE => HttpMethod::Delete,
+            _ => HttpMethod::Other,
+        };
+        let (parts, incoming) = req.into_parts();
+        let headers = match read_headers(&parts.headers, parts.uri.authority().map(|a| a.as_str()))
+        {
+            Ok(h) => h,
+            Err(reply) => return into_response(reply),
+        };
+        if let Err(reply) = self.endpoint.precheck(method, &headers) {
+            return into_response(reply);
+        }
+        let reply = match method {
+            HttpMethod::Post => match self.read_body(&parts.headers, incoming).await {
+                Ok(body) => self.endpoint.post(&headers, body).await,
+                Err(reply) => reply,
+            },
+            HttpMethod::Get => self.endpoint.get(&headers),
+            HttpMethod::Delete => self.endpoint.delete(&headers),
+            HttpMethod::Other => Reply::method_not_allowed(),
+        };
+        into_response(reply)
+    }
+
+    /// Reads a POST body: 413 past the limit (before reading when Content-Length says so), 408
+    /// when the client is too slow to send it.
+    async fn read_body(&self, headers: &HeaderMap, incoming: Incoming) -> Result<Bytes, Reply> {
+        let too_large = || {
+            Reply::error(
+                413,
+                ErrorCode::INVALID_REQUEST,
+                format!(
+                    "Payload Too Large: the body limit is {} bytes",
+                    self.max_body
+                ),
+            )
+        };
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body as u64) {
+            return Err(too_large());
+        }
+        let collect = Limited::new(incoming, self.max_body).collect();
+        match tokio::time::timeout(self.body_timeout, collect).await {
+            Err(_) => Err(Reply::error(
+                408,
+                ErrorCode::INVALID_REQUEST,
+                "Request Timeout: the body took too long to arrive",
+            )),
+            Ok(Err(e))
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                Err(too_large())
+            }
+            Ok(Err(e)) => Err(Reply::error(
+                400,
+                ErrorCode::INVALID_REQUEST,
+                format!("Bad Request: cannot read the body: {e}"),
+            )),
+            Ok(Ok(c)) => Ok(c.to_bytes()),
+        }
+    }
+}
+
+/// The MCP-relevant headers as strings. A value that is not visible ASCII is refused: 403 for
+/// `Origin`/`Host` (never let an unreadable origin through the DNS-rebinding guard), 400 for the
+/// others.
+fn read_headers<'a>(
+    h: &'a HeaderMap,
+    authority: Option<&'a str>,
+) -> Result<RequestHeaders<'a>, Reply> {
+    let get = |name: &str, status: u16| -> Result<Option<&'a str>, Reply> {
+        match h.get(name) {
+            None => Ok(None),
+            Some(v) => v.to_str().map(Some).map_err(|_| {
+                Reply::error(
+                    status,
+                    ErrorCode::INVALID_REQUEST,
+                    format!("invalid characters in the {name} header"),
+                )
+            }),
+        }
+    };
+    Ok(RequestHeaders {
+        accept: get(header::ACCEPT.as_str(), 400)?,
+        content_type: get(header::CONTENT_TYPE.as_str(), 400)?,
+        session_id: get(mcp_header::SESSION_ID, 400)?,
+        protocol_version: get(mcp_header::PROTOCOL_VERSION, 400)?,
+        last_event_id: get(mcp_header::LAST_EVENT_ID, 400)?,
+        origin: get(header::ORIGIN.as_str(), 403)?,
+        host: get(header::HOST.as_str(), 403)?.or(authority),
+    })
+}
+
+fn into_response(reply: Reply) -> Response<Body> {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = match reply.body {
+        ReplyBody::Empty => Response::new(Body::Empty),
+        ReplyBody::Json(bytes) => {
+            let mut r = Response::new(Body::full(bytes));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        ReplyBody::Sse(stream) => {
+            let mut r = Response::new(Body::Stream(stream));
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            r
+        }
+    };
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    if let Some(id) = reply.session_id {
+        if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
+            h.insert(mcp_header::SESSION_ID, v);
+        }
+    }
+    if reply.allow {
+        h.insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+    }
+    if let Some(secs) = reply.retry_after {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(Body::full(value.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}

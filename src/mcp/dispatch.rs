@@ -1,0 +1,328 @@
+//! Dispatch of a session's POSTed messages by method.
+//!
+//! Notifications and responses are handled on the spot (202). Requests other than `tools/call`
+//! are answered synchronously from the catalog; `tools/call` runs in the session's tasks through
+//! the [`driver`](super::driver), which picks a JSON or SSE reply.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+
+use super::driver::{self, PreparedCall};
+use super::endpoint::Shared;
+use super::jsonrpc::{self, ErrorCode, Message, RequestId, RpcError};
+use super::transport::Reply;
+use crate::catalog::{Call, ClientCapability, CompletionRef, LogLevel, LookupError, RequestError};
+use crate::session::Session;
+
+/// Capacity of the channel carrying a POST's tool emits (progress, logs, requests).
+const EMIT_CAPACITY: usize = 32;
+
+/// Handles the messages of one POST.
+pub(crate) async fn post(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    messages: Vec<Message<'_>>,
+    batch: bool,
+) -> Reply {
+    let mut replies: Vec<Bytes> = Vec::new();
+    let mut calls: Vec<PreparedCall> = Vec::new();
+    let mut emits: Option<(mpsc::Sender<_>, mpsc::Receiver<_>)> = None;
+    let mut has_requests = false;
+    for message in messages {
+        match message {
+            Message::Notification { method, params } => notification(session, &method, params),
+            Message::Response { id, result } => response(session, &id, result),
+            Message::Request { id, method, params } => {
+                has_requests = true;
+                if method == "tools/call" {
+                    let (tx, _) = emits.get_or_insert_with(|| mpsc::channel(EMIT_CAPACITY));
+                    match prepare_call(shared, session, &id, params, tx.clone()) {
+                        Ok(call) => calls.push(call),
+                        Err(e) => replies.push(jsonrpc::error_response(Some(&id), &e)),
+                    }
+                } else {
+                    replies.push(match request(shared, session, &method, params) {
+                        Ok(result) => jsonrpc::response(&id, result),
+                        Err(e) => jsonrpc::error_response(Some(&id), &e),
+                    });
+                }
+            }
+        }
+    }
+    if !has_requests {
+        return Reply::accepted();
+    }
+    match emits {
+        Some((tx, rx)) if !calls.is_empty() => {
+            drop(tx);
+            driver::run(shared, session, calls, replies, batch, rx).await
+        }
+        _ => Reply::json(if batch {
+            jsonrpc::array(&replies)
+        } else {
+            replies.pop().unwrap_or_default()
+        }),
+    }
+}
+
+fn notification(session: &Session, method: &str, params: Option<&RawValue>) {
+    match method {
+        "notifications/initialized" => session.mark_initialized(),
+        "notifications/cancelled" => {
+            #[derive(Deserialize)]
+            struct Cancelled {
+                #[serde(rename = "requestId")]
+                request_id: RequestId,
+            }
+            match jsonrpc::params::<Cancelled>(params) {
+                Ok(c) => {
+                    let found = session.cancel_request(&c.request_id);
+                    tracing::debug!(session_id = %session.id(), request_id = %c.request_id, found, "cancel requested");
+                }
+                Err(e) => {
+                    tracing::debug!(session_id = %session.id(), error = %e.message, "bad notifications/cancelled")
+                }
+            }
+        }
+        other => {
+            tracing::debug!(session_id = %session.id(), method = other, "notification ignored")
+        }
+    }
+}
+
+fn response(session: &Session, id: &RequestId, result: Result<&RawValue, &RawValue>) {
+    let RequestId::Num(n) = id else {
+        tracing::debug!(session_id = %session.id(), %id, "response to an id we never used");
+        return;
+    };
+    let reply = match result {
+        Ok(raw) => serde_json::from_str::<Value>(raw.get()).map_err(|e| RequestError::Rejected {
+            code: ErrorCode::PARSE_ERROR.0,
+            message: e.to_string(),
+        }),
+        Err(raw) => {
+            let e: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+            Err(RequestError::Rejected {
+                code: e
+                    .get("code")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(ErrorCode::INTERNAL_ERROR.0),
+                message: e
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            })
+        }
+    };
+    if !session.answer_pending(*n, reply) {
+        tracing::debug!(session_id = %session.id(), %id, "response nobody waits for");
+    }
+}
+
+#[derive(Deserialize)]
+struct CallParams {
+    name: String,
+    #[serde(default)]
+    arguments: Option<Map<String, Value>>,
+    #[serde(rename = "_meta", default)]
+    meta: Option<Meta>,
+}
+
+#[derive(Deserialize)]
+struct Meta {
+    #[serde(rename = "progressToken", default)]
+    progress_token: Option<Value>,
+}
+
+fn prepare_call(
+    shared: &Shared,
+    session: &Arc<Session>,
+    id: &RequestId,
+    params: Option<&RawValue>,
+    emits: mpsc::Sender<crate::catalog::Emit>,
+) -> Result<PreparedCall, RpcError> {
+    let p: CallParams = jsonrpc::params(params)?;
+    let tool = shared
+        .catalog
+        .tool(&p.name)
+        .map_err(|e| RpcError::new(ErrorCode::INVALID_PARAMS, e.to_string()))?;
+    let token = session
+        .start_request(id.clone(), shared.limits.max_in_flight)
+        .map_err(|e| RpcError::new(ErrorCode::INVALID_REQUEST, e.to_string()))?;
+    let progress_token = p
+        .meta
+        .and_then(|m| m.progress_token)
+        .filter(|t| t.is_string() || t.is_i64() || t.is_u64());
+    let session_for_caps = Arc::clone(session);
+    let call = Call::new(
+        shared.call_info(session),
+        emits,
+        token.clone(),
+        progress_token,
+        move |cap: ClientCapability| session_for_caps.params().client_has(cap.key()),
+    );
+    let fut = (tool.handler)(call, p.arguments.unwrap_or_default());
+    Ok(PreparedCall {
+        id: id.clone(),
+        token,
+        fut,
+    })
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UriParams {
+    uri: String,
+}
+
+fn list(params: Option<&RawValue>, raw: &RawValue) -> Result<Value, RpcError> {
+    let p: ListParams = jsonrpc::params(params)?;
+    if let Some(cursor) = p.cursor {
+        // Every list fits one page, so no cursor of ours exists.
+        return Err(RpcError::new(
+            ErrorCode::INVALID_PARAMS,
+            format!("Invalid cursor {cursor:?}"),
+        ));
+    }
+    serde_json::from_str(raw.get())
+        .map_err(|e| RpcError::new(ErrorCode::INTERNAL_ERROR, e.to_string()))
+}
+
+fn lookup(e: LookupError) -> RpcError {
+    match e {
+        LookupError::UnknownResource(uri) => RpcError::new(
+            ErrorCode::RESOURCE_NOT_FOUND,
+            format!("Resource not found: {uri}"),
+        )
+        .with_data(json!({"uri": uri})),
+        other => RpcError::new(ErrorCode::INVALID_PARAMS, other.to_string()),
+    }
+}
+
+/// Answers a request other than `initialize` and `tools/call`.
+fn request(
+    shared: &Shared,
+    session: &Session,
+    method: &str,
+    params: Option<&RawValue>,
+) -> Result<Value, RpcError> {
+    let catalog = &shared.catalog;
+    match method {
+        "ping" => Ok(json!({})),
+        "tools/list" => list(params, catalog.tools_list()),
+        "resources/list" => list(params, catalog.resources_list()),
+        "resources/templates/list" => list(params, catalog.templates_list()),
+        "prompts/list" => list(params, catalog.prompts_list()),
+        "resources/read" => {
+            let p: UriParams = jsonrpc::params(params)?;
+            let contents = catalog
+                .read_resource(&p.uri, &shared.call_info(session))
+                .map_err(lookup)?;
+            Ok(json!({ "contents": contents }))
+        }
+        "resources/subscribe" => {
+            let p: UriParams = jsonrpc::params(params)?;
+            if !catalog.has_resource(&p.uri) {
+                return Err(lookup(LookupError::UnknownResource(p.uri)));
+            }
+            session.subscribe(&p.uri);
+            Ok(json!({}))
+        }
+        "resources/unsubscribe" => {
+            let p: UriParams = jsonrpc::params(params)?;
+            session.unsubscribe(&p.uri);
+            Ok(json!({}))
+        }
+        "prompts/get" => {
+            #[derive(Deserialize)]
+            struct P {
+                name: String,
+                #[serde(default)]
+                arguments: Option<Map<String, Value>>,
+            }
+            let p: P = jsonrpc::params(params)?;
+            catalog
+                .get_prompt(&p.name, &p.arguments.unwrap_or_default())
+                .map_err(lookup)
+        }
+        "completion/complete" => complete(shared, params),
+        "logging/setLevel" => {
+            #[derive(Deserialize)]
+            struct P {
+                level: String,
+            }
+            let p: P = jsonrpc::params(params)?;
+            let level: LogLevel =
+                p.level
+                    .parse()
+                    .map_err(|e: crate::catalog::UnknownLogLevel| {
+                        RpcError::new(ErrorCode::INVALID_PARAMS, e.to_string())
+                    })?;
+            session.set_log_level(level);
+            Ok(json!({}))
+        }
+        "initialize" => Err(RpcError::new(
+            ErrorCode::INVALID_REQUEST,
+            "Invalid Request: the session is already initialized",
+        )),
+        other => Err(RpcError::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!("Method not found: {other}"),
+        )),
+    }
+}
+
+fn complete(shared: &Shared, params: Option<&RawValue>) -> Result<Value, RpcError> {
+    #[derive(Deserialize)]
+    struct Ref {
+        #[serde(rename = "type")]
+        kind: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        uri: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Arg {
+        name: String,
+        #[serde(default)]
+        value: String,
+    }
+    #[derive(Deserialize)]
+    struct P {
+        #[serde(rename = "ref")]
+        reference: Ref,
+        argument: Arg,
+    }
+    let p: P = jsonrpc::params(params)?;
+    let bad = |m: &str| RpcError::new(ErrorCode::INVALID_PARAMS, m.to_owned());
+    let reference = match (
+        p.reference.kind.as_str(),
+        &p.reference.name,
+        &p.reference.uri,
+    ) {
+        ("ref/prompt", Some(name), _) => CompletionRef::Prompt(name),
+        ("ref/resource", _, Some(uri)) => CompletionRef::Resource(uri),
+        _ => return Err(bad(
+            "Invalid params: ref must be {type:\"ref/prompt\",name} or {type:\"ref/resource\",uri}",
+        )),
+    };
+    let mut values = shared
+        .catalog
+        .complete(&reference, &p.argument.name, &p.argument.value)
+        .map_err(lookup)?;
+    let total = values.len();
+    values.truncate(100); // the spec's maximum per reply
+    Ok(json!({"completion": {"values": values, "total": total, "hasMore": total > 100}}))
+}

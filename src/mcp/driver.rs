@@ -1,0 +1,264 @@
+//! Runs the `tools/call` requests of one POST and decides how they are answered.
+//!
+//! The calls run in a task owned by the session (so a client that drops the connection does not
+//! cancel them: in the legacy protocol only `notifications/cancelled` does). While no call has
+//! sent anything before its result, the reply stays plain `application/json` — the cheap path
+//! most calls take. The first progress notification, log message or server→client request turns
+//! the reply into an SSE stream (a new stream of the session, primed for 2025-11-25 clients);
+//! everything else of the POST, results included, then travels on it.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::endpoint::Shared;
+use super::jsonrpc::{self, RequestId};
+use super::sse;
+use super::transport::Reply;
+use crate::catalog::{BoxFuture, Emit, ToolResult};
+use crate::session::{EventLog, ReaderGuard, Session};
+
+/// A `tools/call` ready to run.
+pub(crate) struct PreparedCall {
+    pub id: RequestId,
+    pub token: CancellationToken,
+    pub fut: BoxFuture<ToolResult>,
+}
+
+/// How the HTTP side answers, decided by the driver.
+enum Mode {
+    Json(Bytes),
+    Sse(ReaderGuard),
+}
+
+/// Runs `calls` (with `done`, the POST's already answered requests) and answers the POST.
+pub(crate) async fn run(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    calls: Vec<PreparedCall>,
+    done: Vec<Bytes>,
+    batch: bool,
+    emits: mpsc::Receiver<Emit>,
+) -> Reply {
+    let (mode_tx, mode_rx) = oneshot::channel();
+    let span = tracing::debug_span!("tools/call", session_id = %session.id(), calls = calls.len());
+    let driver = Driver {
+        shared: Arc::clone(shared),
+        session: Arc::clone(session),
+        stream: None,
+        mode: Some(mode_tx),
+        done,
+    };
+    let busy = session.hold();
+    session.tasks().spawn(
+        async move {
+            let _busy = busy;
+            driver.drive(calls, batch, emits).await;
+        }
+        .instrument(span),
+    );
+    match mode_rx.await {
+        Ok(Mode::Json(body)) => Reply::json(body),
+        Ok(Mode::Sse(reader)) => shared.sse_reply(session, reader, false),
+        // The driver ended without answering: the session was closed under it.
+        Err(_) => Reply::session_not_found(),
+    }
+}
+
+struct Driver {
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    stream: Option<Arc<EventLog>>,
+    mode: Option<oneshot::Sender<Mode>>,
+    done: Vec<Bytes>,
+}
+
+impl Driver {
+    async fn drive(
+        mut self,
+        calls: Vec<PreparedCall>,
+        batch: bool,
+        mut emits: mpsc::Receiver<Emit>,
+    ) {
+        let timeout = self.shared.limits.request_timeout;
+        let mut running: FuturesUnordered<_> = calls
+            .into_iter()
+            .map(|c| async move {
+                let outcome = tokio::select! {
+                    biased;
+                    () = c.token.cancelled() => Outcome::Cancelled,
+                    r = tokio::time::timeout(timeout, c.fut) => r.map_or(Outcome::TimedOut, Outcome::Done),
+                };
+                (c.id, outcome)
+            })
+            .collect();
+        loop {
+            let (id, outcome) = tokio::select! {
+                next = running.next() => match next {
+                    Some(finished) => finished,
+                    None => break,
+                },
+                Some(e) = emits.recv() => {
+                    self.emit(e);
+                    continue;
+                }
+            };
+            // What the call sent before returning goes out before its result.
+            while let Ok(e) = emits.try_recv() {
+                self.emit(e);
+            }
+            self.session.end_request(&id);
+            if self.session.is_closed() {
+                continue;
+            }
+            let result = match outcome {
+                Outcome::Done(r) => r,
+                // Answered with a result rather than silence: the SDK clients resume a primed
+                // stream that ends without a result, forever; they drop this late result.
+                Outcome::Cancelled => ToolResult::error("request cancelled by the client"),
+                Outcome::TimedOut => ToolResult::error(format!(
+                    "the tool did not finish within session.request_timeout ({}s)",
+                    timeout.as_secs()
+                )),
+            };
+            self.deliver(jsonrpc::response(&id, result.0));
+        }
+        match (self.stream.take(), self.mode.take()) {
+            (Some(stream), _) => stream.finish(),
+            (None, Some(mode)) if !self.session.is_closed() => {
+                let body = if batch {
+                    jsonrpc::array(&self.done)
+                } else {
+                    self.done.pop().unwrap_or_default()
+                };
+                let _ = mode.send(Mode::Json(body));
+            }
+            // Session closed: dropping `mode` makes the HTTP side answer 404.
+            (None, _) => {}
+        }
+    }
+
+    /// Queues a finished response: on the stream if there is one, else for the JSON reply.
+    fn deliver(&mut self, message: Bytes) {
+        match &self.stream {
+            Some(stream) => push(stream, &message),
+            None => self.done.push(message),
+        }
+    }
+
+    /// The stream of this POST, opened (and the HTTP reply switched to SSE) on first use.
+    fn stream(&mut self) -> Arc<EventLog> {
+        if let Some(s) = &self.stream {
+            return Arc::clone(s);
+        }
+        let log = self.session.open_stream(self.shared.limits.replay_events);
+        if self.session.params().protocol.primes_streams() {
+            let (id, retry) = (log.id(), self.shared.limits.sse_retry);
+            log.push(|seq| sse::priming(id, seq, retry));
+        }
+        for message in self.done.drain(..) {
+            push(&log, &message);
+        }
+        let reader = log.attach(None);
+        if let Some(mode) = self.mode.take() {
+            // If the client is gone the reader is dropped with the message; the stream stays
+            // resumable with Last-Event-ID.
+            let _ = mode.send(Mode::Sse(reader));
+        }
+        self.stream = Some(Arc::clone(&log));
+        log
+    }
+
+    fn emit(&mut self, e: Emit) {
+        let session = Arc::clone(&self.session);
+        match e {
+            Emit::Progress {
+                token,
+                progress,
+                total,
+                message,
+            } => {
+                let mut params = json!({"progressToken": token, "progress": number(progress)});
+                if let Some(total) = total {
+                    params["total"] = number(total);
+                }
+                if let Some(message) = message {
+                    params["message"] = Value::String(message);
+                }
+                push(
+                    &self.stream(),
+                    &jsonrpc::notification("notifications/progress", params),
+                );
+            }
+            Emit::Log {
+                level,
+                logger,
+                data,
+            } => {
+                if level >= session.log_level() {
+                    let mut params = json!({"level": level.as_str(), "data": data});
+                    if let Some(logger) = logger {
+                        params["logger"] = Value::String(logger);
+                    }
+                    push(
+                        &self.stream(),
+                        &jsonrpc::notification("notifications/message", params),
+                    );
+                }
+            }
+            Emit::Request {
+                method,
+                params,
+                reply,
+            } => {
+                let id = session.register_pending(reply);
+                push(&self.stream(), &jsonrpc::request(id, method, params));
+            }
+            Emit::CloseConnection => self.stream().kick(),
+            Emit::SessionLog { level, data } => {
+                if level >= session.log_level() {
+                    let params = json!({"level": level.as_str(), "data": data});
+                    push(
+                        session.standalone(),
+                        &jsonrpc::notification("notifications/message", params),
+                    );
+                }
+            }
+            Emit::ResourceUpdated { uri } => {
+                let message =
+                    jsonrpc::notification("notifications/resources/updated", json!({ "uri": uri }));
+                for s in self.shared.table.all() {
+                    if s.is_subscribed(&uri) {
+                        push(s.standalone(), &message);
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Done(ToolResult),
+    Cancelled,
+    TimedOut,
+}
+
+/// Whole numbers as JSON integers (`3`, not `3.0`), as clients print them.
+fn number(x: f64) -> Value {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        json!(x as i64)
+    } else {
+        json!(x)
+    }
+}
+
+/// Appends one JSON-RPC message to a stream as an SSE event.
+pub(crate) fn push(log: &EventLog, message: &[u8]) {
+    let id = log.id();
+    log.push(|seq| sse::event(id, seq, message));
+}

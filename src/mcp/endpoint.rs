@@ -1,0 +1,341 @@
+//! The MCP endpoint: POST, GET and DELETE on `/mcp`, from headers and body to a [`Reply`].
+//!
+//! Order of checks, cheapest first, each with its own status: Origin/Host (403), method (405),
+//! Accept/Content-Type (406/415) — these run before the body is read — then JSON-RPC parsing
+//! (400), `initialize` (creates a session) or session lookup (400 missing, 404 unknown), the
+//! `MCP-Protocol-Version` header (400), and finally dispatch.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::jsonrpc::{self, ErrorCode, Message, RpcError};
+use super::sse::{self, Follow};
+use super::transport::{self, OriginPolicy, Reply, RequestHeaders};
+use crate::catalog::{CallInfo, Catalog};
+use crate::config::Config;
+use crate::session::{
+    ProtocolVersion, ReaderGuard, Session, SessionId, SessionParams, SessionTable,
+};
+
+/// HTTP methods, as far as the endpoint cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    Post,
+    Get,
+    Delete,
+    Other,
+}
+
+/// Limits applied to sessions and streams.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub keep_alive: Duration,
+    pub sse_retry: Duration,
+    pub replay_events: usize,
+    pub max_in_flight: usize,
+    pub request_timeout: Duration,
+}
+
+/// State shared by every request.
+pub(crate) struct Shared {
+    pub table: Arc<SessionTable>,
+    pub catalog: Catalog,
+    pub node: Arc<str>,
+    pub started: Instant,
+    pub limits: Limits,
+    pub policy: OriginPolicy,
+    /// Cancelled when the server starts draining: new sessions are refused (503).
+    pub draining: CancellationToken,
+    /// Cancelled when open streams must end: each gets a jittered `retry:` first.
+    pub closing: CancellationToken,
+}
+
+impl Shared {
+    /// What a tool learns about its caller.
+    pub fn call_info(&self, session: &Session) -> CallInfo {
+        CallInfo {
+            node: Arc::clone(&self.node),
+            session_id: session.id().to_string().into(),
+            protocol_version: session.params().protocol.as_str(),
+            client_name: Arc::clone(&session.params().client_name),
+            started: self.started,
+        }
+    }
+
+    /// An SSE reply reading `reader`.
+    pub fn sse_reply(&self, session: &Arc<Session>, reader: ReaderGuard, linger: bool) -> Reply {
+        let stream = sse::follow(
+            reader,
+            None,
+            Follow {
+                keep_alive: self.limits.keep_alive,
+                retry: self.limits.sse_retry,
+                shutdown: self.closing.clone(),
+                session_closed: session.cancel_token().clone(),
+                busy: session.hold(),
+                linger,
+            },
+        );
+        Reply::sse(Box::pin(stream))
+    }
+}
+
+/// The MCP endpoint of one node.
+#[derive(Clone)]
+pub struct Endpoint {
+    shared: Arc<Shared>,
+}
+
+#[derive(Deserialize)]
+struct InitializeParams {
+    #[serde(rename = "protocolVersion")]
+    protocol_version: String,
+    #[serde(default)]
+    capabilities: Value,
+    #[serde(rename = "clientInfo", default)]
+    client_info: Value,
+}
+
+impl Endpoint {
+    /// Builds the endpoint over `table`. `draining` refuses new sessions; `closing` ends streams.
+    pub fn new(
+        cfg: &Config,
+        table: Arc<SessionTable>,
+        draining: CancellationToken,
+        closing: CancellationToken,
+    ) -> Endpoint {
+        Endpoint {
+            shared: Arc::new(Shared {
+                table,
+                catalog: Catalog::new(cfg.catalog.conformance),
+                node: cfg.server.node_id.as_str().into(),
+                started: Instant::now(),
+                limits: Limits {
+                    keep_alive: cfg.session.keep_alive.get(),
+                    sse_retry: cfg.session.sse_retry.get(),
+                    replay_events: cfg.session.replay_events,
+                    max_in_flight: cfg.session.max_in_flight,
+                    request_timeout: cfg.session.request_timeout.get(),
+                },
+                policy: OriginPolicy::new(
+                    &cfg.server.allowed_origins,
+                    &cfg.server.allowed_hosts,
+                    cfg.server.listen.ip().is_loopback(),
+                ),
+                draining,
+                closing,
+            }),
+        }
+    }
+
+    /// This node's sessions.
+    pub fn sessions(&self) -> &Arc<SessionTable> {
+        &self.shared.table
+    }
+
+    /// The checks that need no body: Origin/Host, method, Accept and Content-Type. The HTTP
+    /// layer calls this before reading the body.
+    pub fn precheck(&self, method: HttpMethod, h: &RequestHeaders<'_>) -> Result<(), Reply> {
+        self.shared.policy.check(h.origin, h.host)?;
+        match method {
+            HttpMethod::Post => transport::check_post_headers(h),
+            HttpMethod::Get => transport::check_get_headers(h),
+            HttpMethod::Delete => Ok(()),
+            HttpMethod::Other => Err(Reply::method_not_allowed()),
+        }
+    }
+
+    /// A POST whose body was read and passed [`precheck`](Self::precheck).
+    pub async fn post(&self, h: &RequestHeaders<'_>, body: Bytes) -> Reply {
+        let parsed = match jsonrpc::parse(&body) {
+            Ok(p) => p,
+            Err(e) => return Reply::rpc_error(400, &e.to_rpc()),
+        };
+        let init = parsed
+            .messages
+            .iter()
+            .position(|m| matches!(m, Message::Request { method, .. } if method == "initialize"));
+        if let Some(i) = init {
+            if parsed.batch {
+                return Reply::error(
+                    400,
+                    ErrorCode::INVALID_REQUEST,
+                    "Invalid Request: initialize must not be part of a batch",
+                );
+            }
+            if h.session_id.is_some() {
+                return Reply::error(400, ErrorCode::INVALID_REQUEST, "Invalid Request: initialize must not carry Mcp-Session-Id; the session is already initialized");
+            }
+            return match &parsed.messages[i] {
+                Message::Request { id, params, .. } => self.initialize(id, *params),
+                _ => Reply::error(400, ErrorCode::INVALID_REQUEST, "Invalid Request"),
+            };
+        }
+        let session = match self.session_for(h) {
+            Ok(s) => s,
+            Err(reply) => return reply,
+        };
+        if parsed.batch && !session.params().protocol.allows_batches() {
+            return Reply::error(
+                400,
+                ErrorCode::INVALID_REQUEST,
+                format!(
+                    "Invalid Request: JSON-RPC batches are not part of protocol version {}",
+                    session.params().protocol
+                ),
+            );
+        }
+        session.touch();
+        super::dispatch::post(&self.shared, &session, parsed.messages, parsed.batch).await
+    }
+
+    /// A GET: the standalone stream, or the resumption of any stream with `Last-Event-ID`.
+    pub fn get(&self, h: &RequestHeaders<'_>) -> Reply {
+        let session = match self.session_for(h) {
+            Ok(s) => s,
+            Err(reply) => return reply,
+        };
+        session.touch();
+        let resumed = h
+            .last_event_id
+            .and_then(sse::parse_event_id)
+            .and_then(|(stream, seq)| session.stream(stream).map(|log| (log, seq)));
+        let linger = resumed.as_ref().is_some_and(|(log, _)| log.id() != 0);
+        let reader = match resumed {
+            Some((log, seq)) => log.attach(Some(seq)),
+            // An id we cannot resume (unknown, evicted, another process's) gets a fresh
+            // standalone stream: an error here would make EventSource clients retry forever.
+            None => {
+                let log = Arc::clone(session.standalone());
+                let fresh = log.attach(None);
+                if session.params().protocol.primes_streams() && fresh.is_primary() {
+                    let id = log.id();
+                    let retry = self.shared.limits.sse_retry;
+                    log.push(|seq| sse::priming(id, seq, retry));
+                }
+                fresh
+            }
+        };
+        self.shared.sse_reply(&session, reader, linger)
+    }
+
+    /// A DELETE: ends the session.
+    pub fn delete(&self, h: &RequestHeaders<'_>) -> Reply {
+        let session = match self.session_for(h) {
+            Ok(s) => s,
+            Err(reply) => return reply,
+        };
+        self.shared
+            .table
+            .close(&session.id(), crate::session::CloseReason::Delete);
+        Reply::empty(200)
+    }
+
+    fn initialize(
+        &self,
+        id: &jsonrpc::RequestId,
+        params: Option<&serde_json::value::RawValue>,
+    ) -> Reply {
+        if self.shared.draining.is_cancelled() {
+            return Reply::unavailable("Service Unavailable: this node is shutting down", 1);
+        }
+        let p: InitializeParams = match jsonrpc::params(params) {
+            Ok(p) => p,
+            Err(e) => return Reply::json(jsonrpc::error_response(Some(id), &e)),
+        };
+        let protocol = p
+            .protocol_version
+            .parse::<ProtocolVersion>()
+            .unwrap_or(ProtocolVersion::LATEST);
+        let client_name: Arc<str> = p
+            .client_info
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .into();
+        let session = Arc::new(Session::new(
+            SessionId::random(),
+            SessionParams {
+                protocol,
+                client_info: p.client_info,
+                client_name: Arc::clone(&client_name),
+                capabilities: p.capabilities,
+            },
+            self.shared.limits.replay_events,
+        ));
+        if let Err(full) = self.shared.table.insert(Arc::clone(&session)) {
+            tracing::warn!(node = %self.shared.node, limit = full.0, "session refused: table full");
+            return Reply::unavailable(format!("Service Unavailable: {full}"), 5);
+        }
+        session.touch();
+        tracing::info!(
+            session_id = %session.id(),
+            client = %client_name,
+            requested = %p.protocol_version,
+            protocol = %protocol,
+            "session created"
+        );
+        let result = json!({
+            "protocolVersion": protocol.as_str(),
+            "capabilities": {
+                "tools": {"listChanged": false},
+                "resources": {"subscribe": true, "listChanged": false},
+                "prompts": {"listChanged": false},
+                "logging": {},
+                "completions": {}
+            },
+            "serverInfo": {
+                "name": "mcpd",
+                "title": "mcpd",
+                "version": env!("CARGO_PKG_VERSION")
+            },
+            "instructions": format!(
+                "mcpd node {}. Call the node_info tool to see which node and session serve you.",
+                self.shared.node
+            )
+        });
+        let mut reply = Reply::json(jsonrpc::response(id, result));
+        reply.session_id = Some(session.id());
+        reply
+    }
+
+    /// The session a non-initialize request names: 400 without the header, 404 when unknown,
+    /// 400 for an unsupported `MCP-Protocol-Version`.
+    fn session_for(&self, h: &RequestHeaders<'_>) -> Result<Arc<Session>, Reply> {
+        let Some(raw) = h.session_id else {
+            return Err(Reply::error(
+                400,
+                ErrorCode::INVALID_REQUEST,
+                "Bad Request: Mcp-Session-Id header is required (send initialize first)",
+            ));
+        };
+        let session = raw
+            .parse::<SessionId>()
+            .ok()
+            .and_then(|id| self.shared.table.get(&id));
+        let Some(session) = session else {
+            tracing::debug!(node = %self.shared.node, session_id = raw, "unknown session");
+            return Err(Reply::session_not_found());
+        };
+        if let Some(v) = h.protocol_version {
+            if v.parse::<ProtocolVersion>().is_err() {
+                let supported: Vec<&str> =
+                    ProtocolVersion::ALL.iter().map(|v| v.as_str()).collect();
+                return Err(Reply::rpc_error(
+                    400,
+                    &RpcError::new(
+                        ErrorCode::INVALID_REQUEST,
+                        format!("Bad Request: unsupported MCP-Protocol-Version {v:?}"),
+                    )
+                    .with_data(json!({"supported": supported, "requested": v})),
+                ));
+            }
+        }
+        Ok(session)
+    }
+}

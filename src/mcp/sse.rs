@@ -1,0 +1,181 @@
+//! Server-Sent Events: how messages are framed, and the byte stream one connection reads.
+//!
+//! Event ids are `<stream>-<seq>`: unique within the session and naming their stream, so a GET
+//! with `Last-Event-ID` resumes exactly the stream that was cut (spec 2025-11-25). JSON from
+//! `serde_json` never contains a raw newline, so every message is a single `data:` line.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::{self, Stream};
+use tokio_util::sync::CancellationToken;
+
+use crate::session::{BusyGuard, Read, ReaderGuard, StreamId};
+
+/// The comment sent when nothing else was sent for `keep_alive`: proxies and clients with read
+/// timeouts see bytes, parsers ignore it.
+pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+/// An event carrying one JSON-RPC message.
+pub fn event(stream: StreamId, seq: u64, json: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(json.len() + 32);
+    out.extend_from_slice(format!("id: {stream}-{seq}\ndata: ").as_bytes());
+    out.extend_from_slice(json);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// The priming event (SEP-1699): an id and an empty `data`, with the reconnect delay, so the
+/// client can resume this stream even if the connection drops before the first message.
+pub fn priming(stream: StreamId, seq: u64, retry: Duration) -> Bytes {
+    Bytes::from(format!(
+        "id: {stream}-{seq}\nretry: {}\ndata: \n\n",
+        retry.as_millis()
+    ))
+}
+
+/// A bare `retry:` field, sent before the server closes a connection it wants resumed.
+pub fn retry(delay: Duration) -> Bytes {
+    Bytes::from(format!("retry: {}\n\n", delay.as_millis()))
+}
+
+/// Parses a `Last-Event-ID` we issued into (stream, seq).
+pub fn parse_event_id(s: &str) -> Option<(StreamId, u64)> {
+    let (stream, seq) = s.trim().split_once('-')?;
+    Some((stream.parse().ok()?, seq.parse().ok()?))
+}
+
+/// What one SSE connection needs besides its stream.
+pub struct Follow {
+    /// Interval of keep-alive comments.
+    pub keep_alive: Duration,
+    /// The reconnect delay announced when the server closes the connection.
+    pub retry: Duration,
+    /// Cancelled when the server drains: the connection gets a jittered `retry:` and ends.
+    pub shutdown: CancellationToken,
+    /// Cancelled when the session closes: the connection ends.
+    pub session_closed: CancellationToken,
+    /// Keeps the session from being reaped while the connection is open.
+    pub busy: BusyGuard,
+    /// Stay open (keep-alives only) once the stream is finished, instead of ending. Used for a
+    /// GET resuming a POST stream: the SDK clients treat a resumed stream that ends without a
+    /// result as a reason to resume again, at once and forever.
+    pub linger: bool,
+}
+
+struct State {
+    reader: ReaderGuard,
+    opts: Arc<FollowOpts>,
+    keep_alive: tokio::time::Interval,
+    first: Option<Bytes>,
+    done: bool,
+    linger: bool,
+    _busy: BusyGuard,
+}
+
+struct FollowOpts {
+    retry: Duration,
+    shutdown: CancellationToken,
+    session_closed: CancellationToken,
+}
+
+/// The bytes of one SSE connection reading `reader`'s stream: `first` (if any), then events as
+/// they come, keep-alives in between, until the stream finishes, the server asks the connection
+/// to close, the session closes or the server drains.
+pub fn follow(
+    reader: ReaderGuard,
+    first: Option<Bytes>,
+    f: Follow,
+) -> impl Stream<Item = Bytes> + Send + 'static {
+    let start = tokio::time::Instant::now() + f.keep_alive;
+    let mut keep_alive = tokio::time::interval_at(start, f.keep_alive);
+    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = State {
+        reader,
+        opts: Arc::new(FollowOpts {
+            retry: f.retry,
+            shutdown: f.shutdown,
+            session_closed: f.session_closed,
+        }),
+        keep_alive,
+        first,
+        done: false,
+        linger: f.linger,
+        _busy: f.busy,
+    };
+    stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        if let Some(first) = st.first.take() {
+            return Some((first, st));
+        }
+        let opts = Arc::clone(&st.opts);
+        loop {
+            let log = Arc::clone(st.reader.log());
+            let changed = log.notify_future();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match st.reader.read() {
+                Read::Events(bytes) => {
+                    st.keep_alive.reset();
+                    return Some((bytes, st));
+                }
+                Read::Finished if !st.linger => return None,
+                Read::Finished => {}
+                Read::Kicked => {
+                    st.done = true;
+                    return Some((retry(opts.retry), st));
+                }
+                Read::Idle => {}
+            }
+            tokio::select! {
+                biased;
+                () = opts.session_closed.cancelled() => return None,
+                () = opts.shutdown.cancelled() => {
+                    st.done = true;
+                    return Some((retry(jittered(opts.retry)), st));
+                }
+                () = &mut changed => {}
+                _ = st.keep_alive.tick() => return Some((Bytes::from_static(KEEP_ALIVE), st)),
+            }
+        }
+    })
+}
+
+/// `base` plus up to 100 % random extra, so that clients told to come back do not all come back
+/// in the same instant.
+pub fn jittered(base: Duration) -> Duration {
+    let ms = u64::try_from(base.as_millis()).unwrap_or(u64::MAX).max(1);
+    Duration::from_millis(ms + fastrand::u64(0..=ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_framed_with_stream_scoped_ids() {
+        assert_eq!(
+            &event(3, 7, br#"{"a":1}"#)[..],
+            b"id: 3-7\ndata: {\"a\":1}\n\n"
+        );
+        assert_eq!(
+            &priming(1, 1, Duration::from_secs(3))[..],
+            b"id: 1-1\nretry: 3000\ndata: \n\n"
+        );
+        assert_eq!(parse_event_id("3-7"), Some((3, 7)));
+        for bad in ["", "3", "x-1", "1-x", "-1", "1--1"] {
+            assert_eq!(parse_event_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn jitter_stays_within_one_to_two_times_the_base() {
+        for _ in 0..100 {
+            let d = jittered(Duration::from_millis(1000));
+            assert!(d >= Duration::from_millis(1000) && d <= Duration::from_millis(2000));
+        }
+    }
+}

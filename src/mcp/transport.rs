@@ -1,0 +1,367 @@
+//! The Streamable HTTP rules that do not depend on a session: what an HTTP request looks like to
+//! the protocol layer, what it answers, and the header checks (Origin/Host, Accept,
+//! Content-Type) with their status codes.
+//!
+//! The HTTP layer hands over header values as plain strings and turns a [`Reply`] back into a
+//! response; this module never sees hyper types.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+
+use super::jsonrpc::{self, ErrorCode, RpcError};
+use crate::session::SessionId;
+
+/// Header names of the transport.
+pub mod header {
+    pub const SESSION_ID: &str = "mcp-session-id";
+    pub const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+    pub const LAST_EVENT_ID: &str = "last-event-id";
+}
+
+/// The parts of an HTTP request the protocol layer reads.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RequestHeaders<'a> {
+    pub accept: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    pub protocol_version: Option<&'a str>,
+    pub last_event_id: Option<&'a str>,
+    pub origin: Option<&'a str>,
+    pub host: Option<&'a str>,
+}
+
+/// The body of a reply.
+pub enum ReplyBody {
+    Empty,
+    Json(Bytes),
+    /// An SSE stream; the HTTP layer sends it with the SSE headers.
+    Sse(BoxStream<'static, Bytes>),
+}
+
+/// What the protocol layer answers; the HTTP layer adds the standard headers.
+pub struct Reply {
+    pub status: u16,
+    pub body: ReplyBody,
+    /// Sent as `Mcp-Session-Id` (on the `initialize` reply).
+    pub session_id: Option<SessionId>,
+    /// Add `Allow: GET, POST, DELETE` (405).
+    pub allow: bool,
+    /// Add `Retry-After` (503).
+    pub retry_after: Option<u32>,
+}
+
+impl Reply {
+    /// 202 Accepted, no body.
+    pub fn accepted() -> Reply {
+        Reply::empty(202)
+    }
+
+    /// A status without a body.
+    pub fn empty(status: u16) -> Reply {
+        Reply {
+            status,
+            body: ReplyBody::Empty,
+            session_id: None,
+            allow: false,
+            retry_after: None,
+        }
+    }
+
+    /// 200 with a JSON body.
+    pub fn json(body: Bytes) -> Reply {
+        Reply {
+            body: ReplyBody::Json(body),
+            ..Reply::empty(200)
+        }
+    }
+
+    /// 200 with an SSE stream.
+    pub fn sse(stream: BoxStream<'static, Bytes>) -> Reply {
+        Reply {
+            body: ReplyBody::Sse(stream),
+            ..Reply::empty(200)
+        }
+    }
+
+    /// An HTTP error whose body is a JSON-RPC error response without an id.
+    pub fn error(status: u16, code: ErrorCode, message: impl Into<String>) -> Reply {
+        Reply::rpc_error(status, &RpcError::new(code, message))
+    }
+
+    /// An HTTP error carrying `error`.
+    pub fn rpc_error(status: u16, error: &RpcError) -> Reply {
+        Reply {
+            body: ReplyBody::Json(jsonrpc::error_response(None, error)),
+            ..Reply::empty(status)
+        }
+    }
+
+    /// 405 with `Allow`.
+    pub fn method_not_allowed() -> Reply {
+        Reply {
+            allow: true,
+            ..Reply::error(
+                405,
+                ErrorCode::INVALID_REQUEST,
+                "Method not allowed: use POST, GET or DELETE",
+            )
+        }
+    }
+
+    /// 404 for a session id this node does not hold.
+    pub fn session_not_found() -> Reply {
+        Reply::error(404, ErrorCode::SESSION_NOT_FOUND, "Session not found")
+    }
+
+    /// 503 with `Retry-After`.
+    pub fn unavailable(message: impl Into<String>, retry_after: u32) -> Reply {
+        Reply {
+            retry_after: Some(retry_after),
+            ..Reply::error(503, ErrorCode::SERVER_BUSY, message)
+        }
+    }
+}
+
+/// Which browser origins and `Host` values may reach the endpoint (DNS-rebinding guard).
+#[derive(Debug, Clone)]
+pub struct OriginPolicy {
+    origins: Vec<String>,
+    hosts: Vec<String>,
+    any_host: bool,
+}
+
+impl OriginPolicy {
+    /// Loopback origins are always allowed, plus `allowed_origins`. `Host` must be a loopback
+    /// name or one of `allowed_hosts`, except that an empty `allowed_hosts` on a non-loopback
+    /// listener allows any host (the operator exposed the node on purpose, usually behind a proxy
+    /// that passes the public host name).
+    pub fn new(
+        allowed_origins: &[String],
+        allowed_hosts: &[String],
+        listen_is_loopback: bool,
+    ) -> OriginPolicy {
+        OriginPolicy {
+            origins: allowed_origins
+                .iter()
+                .filter_map(|o| parse_origin(o))
+                .collect(),
+            hosts: allowed_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            any_host: allowed_hosts.is_empty() && !listen_is_loopback,
+        }
+    }
+
+    /// 403 unless both headers pass.
+    pub fn check(&self, origin: Option<&str>, host: Option<&str>) -> Result<(), Reply> {
+        if let Some(origin) = origin {
+            let ok = parse_origin(origin)
+                .is_some_and(|o| is_loopback_origin(&o) || self.origins.contains(&o));
+            if !ok {
+                return Err(Reply::error(
+                    403,
+                    ErrorCode::INVALID_REQUEST,
+                    format!("Forbidden: origin {origin:?} is not allowed"),
+                ));
+            }
+        }
+        if let (Some(host), false) = (host, self.any_host) {
+            let h = host.to_ascii_lowercase();
+            if !(is_loopback_host(&h) || self.hosts.iter().any(|a| *a == h || host_name(&h) == a)) {
+                return Err(Reply::error(
+                    403,
+                    ErrorCode::INVALID_REQUEST,
+                    format!("Forbidden: host {host:?} is not allowed"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses `scheme://host[:port]` into its lower-case form; `None` when it is not an origin.
+pub fn parse_origin(s: &str) -> Option<String> {
+    let (scheme, rest) = s.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if !matches!(scheme.as_str(), "http" | "https")
+        || rest.is_empty()
+        || rest.contains(['/', '?', '#', '@', ' '])
+    {
+        return None;
+    }
+    Some(format!("{scheme}://{}", rest.to_ascii_lowercase()))
+}
+
+fn is_loopback_origin(origin: &str) -> bool {
+    origin
+        .split_once("://")
+        .is_some_and(|(_, host)| is_loopback_host(host))
+}
+
+/// The host part of `host[:port]` (IPv6 keeps its brackets).
+fn host_name(host_port: &str) -> &str {
+    if host_port.starts_with('[') {
+        return host_port.split_inclusive(']').next().unwrap_or(host_port);
+    }
+    match host_port.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host_port,
+    }
+}
+
+fn is_loopback_host(host_port: &str) -> bool {
+    let host = host_name(host_port);
+    if host == "localhost" {
+        return true;
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn media_types(header: &str) -> impl Iterator<Item = String> + '_ {
+    header.split(',').map(|part| {
+        part.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    })
+}
+
+fn accepts(header: Option<&str>, wanted: &str) -> bool {
+    let Some(header) = header else {
+        return true; // no Accept means anything (RFC 9110 §12.5.1)
+    };
+    let (major, _) = wanted.split_once('/').unwrap_or((wanted, ""));
+    media_types(header).any(|m| m == wanted || m == "*/*" || m == format!("{major}/*"))
+}
+
+/// POST needs both `application/json` and `text/event-stream` acceptable (406 otherwise), and a
+/// JSON body (415 otherwise).
+pub fn check_post_headers(h: &RequestHeaders<'_>) -> Result<(), Reply> {
+    if !(accepts(h.accept, "application/json") && accepts(h.accept, "text/event-stream")) {
+        return Err(Reply::error(
+            406,
+            ErrorCode::INVALID_REQUEST,
+            "Not Acceptable: the client must accept both application/json and text/event-stream",
+        ));
+    }
+    let json = h
+        .content_type
+        .is_some_and(|ct| media_types(ct).next().as_deref() == Some("application/json"));
+    if !json {
+        return Err(Reply::error(
+            415,
+            ErrorCode::INVALID_REQUEST,
+            "Unsupported Media Type: Content-Type must be application/json",
+        ));
+    }
+    Ok(())
+}
+
+/// GET needs `text/event-stream` acceptable (406 otherwise).
+pub fn check_get_headers(h: &RequestHeaders<'_>) -> Result<(), Reply> {
+    if accepts(h.accept, "text/event-stream") {
+        Ok(())
+    } else {
+        Err(Reply::error(
+            406,
+            ErrorCode::INVALID_REQUEST,
+            "Not Acceptable: the client must accept text/event-stream",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_origins_pass_and_others_need_the_allow_list() {
+        let p = OriginPolicy::new(&["https://App.example.com".into()], &[], true);
+        for ok in [
+            "http://localhost:3000",
+            "http://127.0.0.1",
+            "https://[::1]:8443",
+            "https://app.example.com",
+        ] {
+            assert!(p.check(Some(ok), None).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://evil.example.com",
+            "null",
+            "file://x",
+            "http://localhost.evil.com",
+            "https://app.example.com.evil",
+        ] {
+            assert_eq!(
+                p.check(Some(bad), None).err().map(|r| r.status),
+                Some(403),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn hosts_are_loopback_only_on_a_loopback_listener_unless_listed() {
+        let p = OriginPolicy::new(&[], &["mcp.example.com".into()], true);
+        for ok in [
+            "localhost:8080",
+            "127.0.0.1:1",
+            "[::1]:80",
+            "mcp.example.com",
+            "mcp.example.com:443",
+        ] {
+            assert!(p.check(None, Some(ok)).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            p.check(None, Some("evil.example.com"))
+                .err()
+                .map(|r| r.status),
+            Some(403)
+        );
+        let open = OriginPolicy::new(&[], &[], false);
+        assert!(open.check(None, Some("evil.example.com")).is_ok());
+    }
+
+    #[test]
+    fn accept_and_content_type_rules() {
+        let h = |accept, ct| RequestHeaders {
+            accept,
+            content_type: ct,
+            ..Default::default()
+        };
+        let json = Some("application/json; charset=utf-8");
+        assert!(check_post_headers(&h(Some("application/json, text/event-stream"), json)).is_ok());
+        assert!(check_post_headers(&h(Some("*/*"), json)).is_ok());
+        assert!(check_post_headers(&h(None, json)).is_ok());
+        assert_eq!(
+            check_post_headers(&h(Some("application/json"), json))
+                .err()
+                .map(|r| r.status),
+            Some(406)
+        );
+        assert_eq!(
+            check_post_headers(&h(Some("*/*"), Some("text/plain")))
+                .err()
+                .map(|r| r.status),
+            Some(415)
+        );
+        assert_eq!(
+            check_post_headers(&h(Some("*/*"), None))
+                .err()
+                .map(|r| r.status),
+            Some(415)
+        );
+        assert!(check_get_headers(&h(Some("text/event-stream"), None)).is_ok());
+        assert_eq!(
+            check_get_headers(&h(Some("application/json"), None))
+                .err()
+                .map(|r| r.status),
+            Some(406)
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! One session's in-process state.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::stream::{EventLog, StreamId};
+use super::{RequestId, SessionId, SessionParams};
+use crate::catalog::{LogLevel, RequestError};
+
+/// Completed POST streams kept for `Last-Event-ID` resumption; older ones are dropped first.
+const RETAINED_FINISHED_STREAMS: usize = 8;
+
+/// How a server→client request was answered.
+pub type ClientReply = Result<Value, RequestError>;
+
+/// A server→client request waiting for the client's POSTed response.
+pub type PendingRequest = oneshot::Sender<ClientReply>;
+
+/// A live session.
+#[derive(Debug)]
+pub struct Session {
+    id: SessionId,
+    params: SessionParams,
+    created: Instant,
+    /// Milliseconds since `created` of the last request (for idle reaping).
+    last_seen_ms: AtomicU64,
+    /// Requests running plus connections reading streams: a busy session is never idle.
+    busy: AtomicUsize,
+    initialized: AtomicBool,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+    standalone: Arc<EventLog>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    log_level: LogLevel,
+    subscriptions: BTreeSet<String>,
+    streams: HashMap<StreamId, Arc<EventLog>>,
+    next_stream: StreamId,
+    in_flight: HashMap<RequestId, CancellationToken>,
+    pending: HashMap<i64, PendingRequest>,
+    next_request: i64,
+}
+
+/// Why a request could not be registered as in flight.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InFlightError {
+    #[error("request id {0} is already in use by a running request")]
+    Duplicate(RequestId),
+    #[error("too many requests running in this session (limit {0})")]
+    TooMany(usize),
+}
+
+impl Session {
+    /// A new session; `replay_events` bounds each stream's replay ring.
+    pub fn new(id: SessionId, params: SessionParams, replay_events: usize) -> Session {
+        Session {
+            id,
+            params,
+            created: Instant::now(),
+            last_seen_ms: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
+            initialized: AtomicBool::new(false),
+            cancel: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            standalone: EventLog::new(0, replay_events),
+            state: Mutex::new(State {
+                log_level: LogLevel::Info,
+                subscriptions: BTreeSet::new(),
+                streams: HashMap::new(),
+                next_stream: 1,
+                in_flight: HashMap::new(),
+                pending: HashMap::new(),
+                next_request: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The session's id.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// What `initialize` settled.
+    pub fn params(&self) -> &SessionParams {
+        &self.params
+    }
+
+    /// When the session was created.
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+
+    /// Records activity (every request does this).
+    pub fn touch(&self) {
+        let ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_seen_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Time since the last request.
+    pub fn idle_for(&self, now: Instant) -> std::time::Duration {
+        let seen = self.created
+            + std::time::Duration::from_millis(self.last_seen_ms.load(Ordering::Relaxed));
+        now.saturating_duration_since(seen)
+    }
+
+    /// Requests running plus open stream connections.
+    pub fn busy(&self) -> usize {
+        self.busy.load(Ordering::Relaxed)
+    }
+
+    /// Marks the start of something that keeps the session from being idle; the returned guard
+    /// ends it.
+    pub fn hold(self: &Arc<Self>) -> BusyGuard {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        BusyGuard(Arc::clone(self))
+    }
+
+    /// `notifications/initialized` arrived.
+    pub fn mark_initialized(&self) {
+        self.initialized.store(true, Ordering::Relaxed);
+    }
+
+    /// True once `notifications/initialized` arrived.
+    pub fn is_initialized(&self) -> bool {
+        self.initialized.load(Ordering::Relaxed)
+    }
+
+    /// Cancelled when the session closes; every request token is a child of it.
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// True once the session was closed.
+    pub fn is_closed(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// The tasks running this session's requests (closed and awaited by the table).
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    /// The standalone (GET) stream.
+    pub fn standalone(&self) -> &Arc<EventLog> {
+        &self.standalone
+    }
+
+    /// The level `logging/setLevel` chose (default `info`).
+    pub fn log_level(&self) -> LogLevel {
+        self.lock().log_level
+    }
+
+    /// Sets the minimum level of `notifications/message`.
+    pub fn set_log_level(&self, level: LogLevel) {
+        self.lock().log_level = level;
+    }
+
+    /// Subscribes to `notifications/resources/updated` for `uri`.
+    pub fn subscribe(&self, uri: &str) {
+        self.lock().subscriptions.insert(uri.to_owned());
+    }
+
+    /// Ends a subscription (unknown ones are ignored).
+    pub fn unsubscribe(&self, uri: &str) {
+        self.lock().subscriptions.remove(uri);
+    }
+
+    /// True when subscribed to `uri`.
+    pub fn is_subscribed(&self, uri: &str) -> bool {
+        self.lock().subscriptions.contains(uri)
+    }
+
+    /// Opens a new POST stream. Finished streams beyond the retention limit are dropped.
+    pub fn open_stream(&self, replay_events: usize) -> Arc<EventLog> {
+        let mut st = self.lock();
+        let id = st.next_stream;
+        st.next_stream = st.next_stream.wrapping_add(1).max(1);
+        let mut finished: Vec<StreamId> = st
+            .streams
+            .iter()
+            .filter(|(_, log)| log.is_finished())
+            .map(|(id, _)| *id)
+            .collect();
+        if finished.len() >= RETAINED_FINISHED_STREAMS {
+            finished.sort_unstable();
+            for old in &finished[..=finished.len() - RETAINED_FINISHED_STREAMS] {
+                st.streams.remove(old);
+            }
+        }
+        let log = EventLog::new(id, replay_events);
+        st.streams.insert(id, Arc::clone(&log));
+        log
+    }
+
+    /// The stream numbered `id` (0 is the standalone stream), if still known.
+    pub fn stream(&self, id: StreamId) -> Option<Arc<EventLog>> {
+        if id == 0 {
+            return Some(Arc::clone(&self.standalone));
+        }
+        self.lock().streams.get(&id).cloned()
+    }
+
+    /// Registers a running request so `notifications/cancelled` can reach it. The token is a
+    /// child of the session's.
+    pub fn start_request(
+        &self,
+        id: RequestId,
+        limit: usize,
+    ) -> Result<CancellationToken, InFlightError> {
+        let mut st = self.lock();
+        if st.in_flight.contains_key(&id) {
+            return Err(InFlightError::Duplicate(id));
+        }
+        if st.in_flight.len() >= limit {
+            return Err(InFlightError::TooMany(limit));
+        }
+        let token = self.cancel.child_token();
+        st.in_flight.insert(id, token.clone());
+        Ok(token)
+    }
+
+    /// Forgets a finished request.
+    pub fn end_request(&self, id: &RequestId) {
+        self.lock().in_flight.remove(id);
+    }
+
+    /// Cancels a running request (`notifications/cancelled`); unknown ids are ignored, as the
+    /// spec allows. Returns whether a request was cancelled.
+    pub fn cancel_request(&self, id: &RequestId) -> bool {
+        match self.lock().in_flight.get(id) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Registers a server→client request and returns its id.
+    pub fn register_pending(&self, reply: PendingRequest) -> i64 {
+        let mut st = self.lock();
+        let id = st.next_request;
+        st.next_request += 1;
+        st.pending.insert(id, reply);
+        id
+    }
+
+    /// Delivers the client's answer to a server→client request. Returns false for ids nobody
+    /// waits for (already answered, cancelled, or never sent).
+    pub fn answer_pending(&self, id: i64, reply: ClientReply) -> bool {
+        let waiter = self.lock().pending.remove(&id);
+        match waiter {
+            Some(tx) => tx.send(reply).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Closes the session: cancels its requests, ends its streams and fails its pending
+    /// server→client requests. Idempotent.
+    pub fn close(&self) {
+        self.cancel.cancel();
+        self.tasks.close();
+        let (streams, pending) = {
+            let mut st = self.lock();
+            (
+                std::mem::take(&mut st.streams),
+                std::mem::take(&mut st.pending),
+            )
+        };
+        self.standalone.finish();
+        for log in streams.values() {
+            log.finish();
+        }
+        for (_, tx) in pending {
+            let _ = tx.send(Err(RequestError::Closed));
+        }
+    }
+}
+
+/// Keeps a session busy while alive (see [`Session::hold`]).
+#[derive(Debug)]
+pub struct BusyGuard(Arc<Session>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}

@@ -1,0 +1,230 @@
+//! This node's sessions: lookup, the `max_sessions` cap, and reaping.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Session, SessionId};
+
+/// Why a session ended (logged, and counted once metrics exist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client sent DELETE.
+    Delete,
+    /// No requests and no open stream for `idle_timeout`.
+    Idle,
+    /// No `notifications/initialized` within `init_timeout`.
+    InitTimeout,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl CloseReason {
+    /// The label used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Delete => "delete",
+            CloseReason::Idle => "idle",
+            CloseReason::InitTimeout => "init-timeout",
+            CloseReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// The table is at `max_sessions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("session limit of {0} reached")]
+pub struct TableFull(pub usize);
+
+/// The sessions this process holds.
+#[derive(Debug)]
+pub struct SessionTable {
+    map: RwLock<HashMap<SessionId, Arc<Session>>>,
+    max: usize,
+}
+
+impl SessionTable {
+    /// An empty table holding at most `max` sessions.
+    pub fn new(max: usize) -> SessionTable {
+        SessionTable {
+            map: RwLock::new(HashMap::new()),
+            max,
+        }
+    }
+
+    /// Adds a session unless the table is full.
+    pub fn insert(&self, session: Arc<Session>) -> Result<(), TableFull> {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= self.max {
+            return Err(TableFull(self.max));
+        }
+        map.insert(session.id(), session);
+        Ok(())
+    }
+
+    /// The session with this id.
+    pub fn get(&self, id: &SessionId) -> Option<Arc<Session>> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// True when no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every live session (a snapshot).
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Removes and closes a session. Returns it if it was here.
+    pub fn close(&self, id: &SessionId, reason: CloseReason) -> Option<Arc<Session>> {
+        let session = self
+            .map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)?;
+        session.close();
+        tracing::info!(
+            session_id = %id,
+            reason = reason.as_str(),
+            age_ms = u64::try_from(session.created().elapsed().as_millis()).unwrap_or(u64::MAX),
+            "session closed"
+        );
+        Some(session)
+    }
+
+    /// Closes sessions idle for `idle` (nothing running, no stream open) or not initialized
+    /// within `init`. Returns how many were closed.
+    pub fn reap(&self, now: Instant, idle: Duration, init: Duration) -> usize {
+        let expired: Vec<(SessionId, CloseReason)> = self
+            .map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter_map(|s| {
+                if !s.is_initialized() && now.saturating_duration_since(s.created()) >= init {
+                    Some((s.id(), CloseReason::InitTimeout))
+                } else if s.busy() == 0 && s.idle_for(now) >= idle {
+                    Some((s.id(), CloseReason::Idle))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        expired
+            .into_iter()
+            .filter(|(id, reason)| self.close(id, *reason).is_some())
+            .count()
+    }
+
+    /// Reaps every `period` until `stop` is cancelled.
+    pub async fn run_reaper(
+        self: Arc<Self>,
+        idle: Duration,
+        init: Duration,
+        stop: CancellationToken,
+    ) {
+        let period =
+            (idle.min(init) / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let n = self.reap(Instant::now(), idle, init);
+                    if n > 0 {
+                        tracing::debug!(closed = n, live = self.len(), "reaped sessions");
+                    }
+                }
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// Closes every session (shutdown) and waits for their tasks to finish.
+    pub async fn close_all(&self, reason: CloseReason) {
+        let ids: Vec<SessionId> = self
+            .map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        let mut closed = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(s) = self.close(&id, reason) {
+                closed.push(s);
+            }
+        }
+        for s in closed {
+            s.tasks().wait().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{ProtocolVersion, SessionParams};
+
+    fn session() -> Arc<Session> {
+        Arc::new(Session::new(
+            SessionId::random(),
+            SessionParams {
+                protocol: ProtocolVersion::LATEST,
+                client_info: serde_json::json!({"name": "t", "version": "1"}),
+                client_name: "t".into(),
+                capabilities: serde_json::json!({}),
+            },
+            8,
+        ))
+    }
+
+    #[test]
+    fn the_table_refuses_sessions_past_its_cap() {
+        let t = SessionTable::new(2);
+        t.insert(session()).unwrap();
+        t.insert(session()).unwrap();
+        assert_eq!(t.insert(session()), Err(TableFull(2)));
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn reaping_closes_uninitialized_and_idle_sessions_but_not_busy_ones() {
+        let t = SessionTable::new(10);
+        let fresh = session();
+        let idle = session();
+        let busy = session();
+        idle.mark_initialized();
+        busy.mark_initialized();
+        let _hold = busy.hold();
+        for s in [&fresh, &idle, &busy] {
+            t.insert(Arc::clone(s)).unwrap();
+        }
+        let later = Instant::now() + Duration::from_secs(120);
+        assert_eq!(
+            t.reap(later, Duration::from_secs(60), Duration::from_secs(60)),
+            2
+        );
+        assert!(fresh.is_closed() && idle.is_closed());
+        assert!(!busy.is_closed());
+        assert_eq!(t.len(), 1);
+    }
+}
