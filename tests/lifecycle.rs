@@ -1,0 +1,150 @@
+//! Session lifecycle and process lifecycle against the real binary: reaping, the session count
+//! returning to zero, and the drain on SIGTERM.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{get_stream, send, Server};
+use serde_json::json;
+
+async fn wait_sessions(s: &Server, n: u64, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if s.health().await.1["sessions"] == n {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn sessions_never_initialized_are_reaped_after_init_timeout() {
+    let s = Server::start("[session]\ninit_timeout = \"400ms\"\n");
+    let r = s.post(None, &common::initialize("2025-11-25")).await;
+    let sid = r.header("mcp-session-id").unwrap().to_owned();
+    let kept = s.session().await; // initialized: survives
+    assert!(
+        wait_sessions(&s, 1, Duration::from_secs(5)).await,
+        "uninitialized session reaped"
+    );
+    s.post(Some(&sid), &json!({"jsonrpc":"2.0","id":1,"method":"ping"}))
+        .await
+        .assert_error(404, -32001);
+    s.assert_alive(&kept).await;
+    assert!(
+        s.logs().contains("reason=\"init-timeout\"") || s.logs().contains("reason=init-timeout"),
+        "{}",
+        s.logs()
+    );
+}
+
+#[tokio::test]
+async fn idle_sessions_are_reaped_but_an_open_stream_keeps_one_alive() {
+    let s = Server::start("[session]\nidle_timeout = \"500ms\"\n");
+    let idle = s.session().await;
+    let streaming = s.session().await;
+    let mut get = get_stream(s.addr, &streaming, None).await;
+    assert!(
+        wait_sessions(&s, 1, Duration::from_secs(5)).await,
+        "idle session reaped"
+    );
+    s.post(
+        Some(&idle),
+        &json!({"jsonrpc":"2.0","id":1,"method":"ping"}),
+    )
+    .await
+    .assert_error(404, -32001);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    s.assert_alive(&streaming).await;
+    get.read_for(Duration::from_millis(10)).await;
+    drop(get);
+    assert!(
+        wait_sessions(&s, 0, Duration::from_secs(5)).await,
+        "reaped once its stream closed"
+    );
+}
+
+#[tokio::test]
+async fn a_long_running_call_keeps_its_session_alive() {
+    let s = Server::start("[session]\nidle_timeout = \"300ms\"\n");
+    let sid = s.session().await;
+    let r = s
+        .call(
+            &sid,
+            1,
+            "long_task",
+            json!({"steps": 8, "interval_ms": 100}),
+        )
+        .await;
+    assert_eq!(
+        r.json()["result"]["content"][0]["text"],
+        "completed 8 steps"
+    );
+    s.assert_alive(&sid).await;
+}
+
+#[tokio::test]
+async fn nothing_leaks_the_session_count_returns_to_zero() {
+    let s = Server::start("");
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        ids.push(s.session().await);
+    }
+    assert_eq!(s.health().await.1["sessions"], 200);
+    for sid in &ids {
+        let mut get = get_stream(s.addr, sid, None).await;
+        s.call(sid, 1, "notify", json!({"message": "m"})).await;
+        get.next_message(Duration::from_secs(2))
+            .await
+            .expect("delivered");
+        assert_eq!(
+            send(s.addr, "DELETE", "/mcp", &[("mcp-session-id", sid)], "")
+                .await
+                .status,
+            200
+        );
+        assert!(get.wait_end(Duration::from_secs(2)).await);
+    }
+    assert_eq!(s.health().await.1["sessions"], 0);
+}
+
+#[tokio::test]
+async fn sigterm_drains_healthz_503_then_streams_get_retry_and_end_then_exit_0() {
+    let mut s = Server::start("[shutdown]\ngrace = \"700ms\"\n");
+    let sid = s.session().await;
+    let mut get = get_stream(s.addr, &sid, None).await;
+    get.read_for(Duration::from_millis(50)).await;
+    s.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, h) = s.health().await;
+    assert_eq!(status, 503, "healthz turns 503 first");
+    assert_eq!(h["status"], "draining");
+    s.post(None, &common::initialize("2025-11-25"))
+        .await
+        .assert_error(503, -32000);
+    s.assert_alive(&sid).await; // existing sessions are still served during the grace
+    let rest = get.read_for(Duration::from_secs(5)).await;
+    assert!(get.ended, "stream ended");
+    let retry: u64 = rest
+        .lines()
+        .find_map(|l| l.strip_prefix("retry: "))
+        .expect("a retry hint before the end")
+        .parse()
+        .unwrap();
+    assert!(
+        (3000..=6000).contains(&retry),
+        "jittered around sse_retry: {retry}"
+    );
+    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[tokio::test]
+async fn a_second_signal_exits_at_once() {
+    let mut s = Server::start("[shutdown]\ngrace = \"30s\"\n");
+    s.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.signal("INT");
+    assert_eq!(s.wait_exit(Duration::from_secs(3)), Some(0));
+}
