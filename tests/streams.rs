@@ -301,6 +301,53 @@ async fn a_server_to_client_request_is_answered_by_post_and_wakes_the_tool() {
 }
 
 #[tokio::test]
+async fn roots_list_round_trips_through_the_builtin_tool() {
+    let s = Server::start("");
+    let r = s
+        .post(None, &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+            "protocolVersion":"2025-11-25","capabilities":{"roots":{"listChanged":true}},"clientInfo":{"name":"r","version":"1"}}}))
+        .await;
+    let sid = r.header("mcp-session-id").unwrap().to_owned();
+    let mut h = POST_HEADERS.to_vec();
+    h.push(("mcp-session-id", &sid));
+    let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"client_roots","arguments":{}}});
+    let mut post = open(s.addr, "POST", "/mcp", &h, body.to_string()).await;
+    let req = post
+        .next_message(Duration::from_secs(5))
+        .await
+        .expect("roots/list request");
+    assert_eq!(req["method"], "roots/list");
+    let answer = json!({"jsonrpc":"2.0","id":req["id"],"result":{"roots":[{"uri":"file:///srv","name":"srv"}]}});
+    assert_eq!(s.post(Some(&sid), &answer).await.status, 202);
+    let result = post
+        .next_message(Duration::from_secs(5))
+        .await
+        .expect("tool result");
+    assert_eq!(
+        result["result"]["structuredContent"]["roots"][0]["uri"],
+        "file:///srv"
+    );
+    // An error answer is reported as a tool error.
+    let mut post = open(s.addr, "POST", "/mcp", &h, body.to_string()).await;
+    let req = post
+        .next_message(Duration::from_secs(5))
+        .await
+        .expect("second request");
+    let answer =
+        json!({"jsonrpc":"2.0","id":req["id"],"error":{"code":-32601,"message":"no roots here"}});
+    s.post(Some(&sid), &answer).await;
+    let result = post
+        .next_message(Duration::from_secs(5))
+        .await
+        .expect("tool result");
+    assert_eq!(result["result"]["isError"], true);
+    assert!(result["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("no roots here"));
+}
+
+#[tokio::test]
 async fn a_client_without_the_capability_gets_a_tool_error_not_a_hang() {
     let s = Server::start(CONFORMANCE);
     let r = s

@@ -4,7 +4,8 @@
 //! - `echo` is the cheapest round trip (and what benchmarks call);
 //! - `long_task` runs for a while, reports progress and stops when cancelled;
 //! - `notify` sends a message on the session's standalone GET stream;
-//! - `touch_resource` tells subscribers of a resource that it changed.
+//! - `touch_resource` tells subscribers of a resource that it changed;
+//! - `client_roots` asks the client for its roots (a server→client request answered by POST).
 
 use serde_json::{json, Map, Value};
 
@@ -97,6 +98,17 @@ pub fn tools() -> Vec<Tool> {
                 "annotations": {"readOnlyHint": true, "openWorldHint": false}
             }),
             handler: touch_resource,
+        },
+        Tool {
+            name: "client_roots",
+            definition: json!({
+                "name": "client_roots",
+                "title": "Client roots",
+                "description": "Asks the client for its roots (roots/list) and returns its answer: proves that a server-to-client request and its POSTed response reach this session.",
+                "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false},
+                "annotations": {"readOnlyHint": true, "openWorldHint": false}
+            }),
+            handler: client_roots,
         },
     ]
 }
@@ -205,5 +217,14 @@ fn touch_resource(call: Call, args: Map<String, Value>) -> BoxFuture<ToolResult>
         };
         call.resource_updated(uri).await;
         ToolResult::text(format!("subscribers of {uri} notified"))
+    })
+}
+
+fn client_roots(call: Call, _args: Map<String, Value>) -> BoxFuture<ToolResult> {
+    Box::pin(async move {
+        match call.request("roots/list", json!({})).await {
+            Ok(answer) => ToolResult::structured(answer),
+            Err(e) => ToolResult::error(format!("roots/list failed: {e}")),
+        }
     })
 }

@@ -113,6 +113,12 @@ pub fn follow(
         }
         let opts = Arc::clone(&st.opts);
         loop {
+            // A drain is checked first: closing the sessions also finishes their streams, and a
+            // client must get its retry hint whichever it sees first.
+            if opts.shutdown.is_cancelled() {
+                st.done = true;
+                return Some((retry(jittered(opts.retry)), st));
+            }
             let log = Arc::clone(st.reader.log());
             let changed = log.notify_future();
             tokio::pin!(changed);
@@ -132,11 +138,8 @@ pub fn follow(
             }
             tokio::select! {
                 biased;
+                () = opts.shutdown.cancelled() => {}
                 () = opts.session_closed.cancelled() => return None,
-                () = opts.shutdown.cancelled() => {
-                    st.done = true;
-                    return Some((retry(jittered(opts.retry)), st));
-                }
                 () = &mut changed => {}
                 _ = st.keep_alive.tick() => return Some((Bytes::from_static(KEEP_ALIVE), st)),
             }

@@ -48,6 +48,10 @@ impl Server {
             text.push_str("[server]\nlisten = \"127.0.0.1:0\"\n");
         }
         text.push_str(extra);
+        if !extra.contains("[shutdown]") {
+            // Tests that do not test the drain should not wait for its grace when they stop.
+            text.push_str("\n[shutdown]\ngrace = \"0ms\"\n");
+        }
         if !has_log {
             text.push_str("\n[log]\nlevel = \"info\"\nformat = \"text\"\n");
         }

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs every prerequisite (idempotently, pinned),
+# then runs, in order, formatting and lint checks, the unit and integration tests (the real binary
+# on real loopback sockets), the official MCP conformance suite, and the official TypeScript and
+# Python SDK clients. Every step runs even if an earlier one failed; the exit code says whether
+# all passed, and the last line counts the steps.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if ! bash tests/prereqs.sh; then
+    echo "tests/run.sh: installing the test prerequisites failed (see above)" >&2
+    echo "steps: 0 passed, 1 failed"
+    exit 1
+fi
+# shellcheck source=/dev/null
+. "${MCPT_TEST_DEPS:-$HOME/.cache/mcpd-test-deps}/env.sh"
+
+for tool in "cargo fmt" "cargo clippy"; do
+    if ! $tool --version >/dev/null 2>&1; then
+        echo "tests/run.sh: '$tool' is missing from the Rust toolchain (rustup component add ${tool#cargo })" >&2
+        exit 1
+    fi
+done
+
+passed=0
+failed=0
+failures=()
+step() {
+    local name=$1
+    shift
+    echo
+    echo "==> $name"
+    local start=$SECONDS
+    if "$@"; then
+        passed=$((passed + 1))
+        echo "==> $name: ok ($((SECONDS - start))s)"
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+        echo "==> $name: FAILED ($((SECONDS - start))s)"
+    fi
+}
+
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy --locked --all-targets -- -D warnings
+step "cargo test" cargo test --locked
+step "conformance suite" bash tests/conformance.sh target/debug/mcpd
+step "SDK clients" bash tests/clients/run.sh target/debug/mcpd
+
+echo
+if ((failed > 0)); then
+    echo "failed steps: ${failures[*]}"
+fi
+echo "steps: $passed passed, $failed failed"
+((failed == 0))
