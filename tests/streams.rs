@@ -122,6 +122,30 @@ async fn the_get_stream_receives_session_notifications() {
 }
 
 #[tokio::test]
+async fn a_get_starts_with_a_priming_event_that_is_a_resume_point() {
+    let s = Server::start("");
+    let sid = s.session().await;
+    let mut get = get_stream(s.addr, &sid, None).await;
+    let priming = get
+        .next_event(Duration::from_secs(2))
+        .await
+        .expect("priming");
+    assert!(priming.data.is_empty());
+    assert!(priming.retry.is_some());
+    let id = priming.id.expect("priming id");
+    drop(get);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.call(&sid, 1, "notify", json!({"message": "after the cut"}))
+        .await;
+    let mut resumed = get_stream(s.addr, &sid, Some(&id)).await;
+    let m = resumed
+        .next_message(Duration::from_secs(2))
+        .await
+        .expect("resumed");
+    assert_eq!(m["params"]["data"], "after the cut");
+}
+
+#[tokio::test]
 async fn a_second_get_is_not_409_and_each_message_is_sent_once() {
     let s = Server::start("");
     let sid = s.session().await;

@@ -18,6 +18,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 pub use body::Body;
@@ -40,6 +41,7 @@ pub async fn serve(
     drain: Duration,
 ) {
     let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(opts.max_connections));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -81,7 +83,7 @@ pub async fn serve(
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         let conn = graceful.watch(conn);
-        tokio::spawn(
+        connections.spawn(
             async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "connection ended with an error");
@@ -92,9 +94,12 @@ pub async fn serve(
         );
     }
     drop(listener);
+    connections.close();
     tokio::select! {
         () = graceful.shutdown() => tracing::debug!("all connections closed"),
-        () = tokio::time::sleep(drain) => tracing::warn!(after = ?drain, "connections still open at the drain deadline; closing them"),
+        () = tokio::time::sleep(drain) => {
+            tracing::warn!(after = ?drain, open = connections.len(), "connections still open at the drain deadline; closing them");
+        }
     }
 }
 

@@ -50,10 +50,7 @@ impl Router {
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let path = req.uri().path();
         if path == self.path {
-            let method = req.method().clone();
-            let response = self.mcp(req).await;
-            tracing::debug!(node = %self.node, %method, status = response.status().as_u16(), "mcp request");
-            response
+            self.mcp(req).await
         } else if path == "/healthz" {
             self.healthz(req.method())
         } else {
@@ -103,16 +100,35 @@ impl Router {
         if let Err(reply) = self.endpoint.precheck(method, &headers) {
             return into_response(reply);
         }
-        let reply = match method {
-            HttpMethod::Post => match self.read_body(&parts.headers, incoming).await {
-                Ok(body) => self.endpoint.post(&headers, body).await,
+        let reply = self
+            .dispatch(method, &headers, &parts.headers, incoming)
+            .await;
+        tracing::debug!(
+            node = %self.node,
+            method = %parts.method,
+            session_id = headers.session_id.unwrap_or(""),
+            status = reply.status,
+            "mcp request"
+        );
+        into_response(reply)
+    }
+
+    async fn dispatch(
+        &self,
+        method: HttpMethod,
+        headers: &RequestHeaders<'_>,
+        raw: &HeaderMap,
+        incoming: Incoming,
+    ) -> Reply {
+        match method {
+            HttpMethod::Post => match self.read_body(raw, incoming).await {
+                Ok(body) => self.endpoint.post(headers, body).await,
                 Err(reply) => reply,
             },
-            HttpMethod::Get => self.endpoint.get(&headers),
-            HttpMethod::Delete => self.endpoint.delete(&headers),
+            HttpMethod::Get => self.endpoint.get(headers),
+            HttpMethod::Delete => self.endpoint.delete(headers),
             HttpMethod::Other => Reply::method_not_allowed(),
-        };
-        into_response(reply)
+        }
     }
 
     /// Reads a POST body: 413 past the limit (before reading when Content-Length says so), 408

@@ -64,7 +64,7 @@ pub(crate) async fn run(
     );
     match mode_rx.await {
         Ok(Mode::Json(body)) => Reply::json(body),
-        Ok(Mode::Sse(reader)) => shared.sse_reply(session, reader, false),
+        Ok(Mode::Sse(reader)) => shared.sse_reply(session, reader, None, false),
         // The driver ended without answering: the session was closed under it.
         Err(_) => Reply::session_not_found(),
     }

@@ -67,11 +67,17 @@ impl Shared {
         }
     }
 
-    /// An SSE reply reading `reader`.
-    pub fn sse_reply(&self, session: &Arc<Session>, reader: ReaderGuard, linger: bool) -> Reply {
+    /// An SSE reply reading `reader`, sending `first` before anything else.
+    pub fn sse_reply(
+        &self,
+        session: &Arc<Session>,
+        reader: ReaderGuard,
+        first: Option<Bytes>,
+        linger: bool,
+    ) -> Reply {
         let stream = sse::follow(
             reader,
-            None,
+            first,
             Follow {
                 keep_alive: self.limits.keep_alive,
                 retry: self.limits.sse_retry,
@@ -206,22 +212,18 @@ impl Endpoint {
             .and_then(sse::parse_event_id)
             .and_then(|(stream, seq)| session.stream(stream).map(|log| (log, seq)));
         let linger = resumed.as_ref().is_some_and(|(log, _)| log.id() != 0);
+        let resumed_from = resumed.as_ref().map(|(_, seq)| *seq);
         let reader = match resumed {
             Some((log, seq)) => log.attach(Some(seq)),
             // An id we cannot resume (unknown, evicted, another process's) gets a fresh
             // standalone stream: an error here would make EventSource clients retry forever.
-            None => {
-                let log = Arc::clone(session.standalone());
-                let fresh = log.attach(None);
-                if session.params().protocol.primes_streams() && fresh.is_primary() {
-                    let id = log.id();
-                    let retry = self.shared.limits.sse_retry;
-                    log.push(|seq| sse::priming(id, seq, retry));
-                }
-                fresh
-            }
+            None => session.standalone().attach(None),
         };
-        self.shared.sse_reply(&session, reader, linger)
+        // The priming event names the reader's resume point; it is sent on this connection only
+        // and never stored, so reconnecting clients cannot push real events out of the ring.
+        let first = (resumed_from.is_none() && session.params().protocol.primes_streams())
+            .then(|| sse::priming(0, reader.cursor(), self.shared.limits.sse_retry));
+        self.shared.sse_reply(&session, reader, first, linger)
     }
 
     /// A DELETE: ends the session.

@@ -17,6 +17,9 @@ use crate::catalog::{LogLevel, RequestError};
 /// Completed POST streams kept for `Last-Event-ID` resumption; older ones are dropped first.
 const RETAINED_FINISHED_STREAMS: usize = 8;
 
+/// Pending server→client requests are swept of abandoned waiters once this many accumulate.
+const PRUNE_PENDING_AT: usize = 16;
+
 /// How a server→client request was answered.
 pub type ClientReply = Result<Value, RequestError>;
 
@@ -233,6 +236,11 @@ impl Session {
         Ok(token)
     }
 
+    /// Server→client requests still awaiting an answer.
+    pub fn pending_requests(&self) -> usize {
+        self.lock().pending.len()
+    }
+
     /// Forgets a finished request.
     pub fn end_request(&self, id: &RequestId) {
         self.lock().in_flight.remove(id);
@@ -253,6 +261,11 @@ impl Session {
     /// Registers a server→client request and returns its id.
     pub fn register_pending(&self, reply: PendingRequest) -> i64 {
         let mut st = self.lock();
+        if st.pending.len() >= PRUNE_PENDING_AT {
+            // Waiters that timed out or were cancelled left their entry behind; the client
+            // never answered them and nobody listens any more.
+            st.pending.retain(|_, tx| !tx.is_closed());
+        }
         let id = st.next_request;
         st.next_request += 1;
         st.pending.insert(id, reply);

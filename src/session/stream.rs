@@ -178,6 +178,11 @@ impl ReaderGuard {
         &self.log
     }
 
+    /// The sequence number this reader has seen up to (its resume point).
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
     /// True while this connection holds the primary slot.
     pub fn is_primary(&self) -> bool {
         self.log.lock().primary == Some(self.reader)

@@ -207,6 +207,32 @@ mod tests {
     }
 
     #[test]
+    fn abandoned_server_requests_are_pruned_and_closing_fails_the_rest() {
+        let s = session();
+        let mut kept = Vec::new();
+        for i in 0..40 {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            s.register_pending(tx);
+            if i % 10 == 0 {
+                kept.push(rx); // still waiting
+            }
+        }
+        assert!(
+            s.pending_requests() < 20,
+            "abandoned waiters pruned: {}",
+            s.pending_requests()
+        );
+        s.close();
+        assert_eq!(s.pending_requests(), 0);
+        for mut rx in kept {
+            assert_eq!(
+                rx.try_recv().unwrap(),
+                Err(crate::catalog::RequestError::Closed)
+            );
+        }
+    }
+
+    #[test]
     fn reaping_closes_uninitialized_and_idle_sessions_but_not_busy_ones() {
         let t = SessionTable::new(10);
         let fresh = session();
