@@ -473,6 +473,35 @@ async fn delete_ends_open_streams() {
 }
 
 #[tokio::test]
+async fn the_builtin_prompt_renders_validates_and_completes() {
+    let s = Server::start("");
+    let sid = s.session().await;
+    let r = s
+        .post(
+            Some(&sid),
+            &json!({"jsonrpc":"2.0","id":1,"method":"prompts/list"}),
+        )
+        .await;
+    assert_eq!(r.json()["result"]["prompts"][0]["name"], "routing_report");
+    let r = s
+        .post(Some(&sid), &json!({"jsonrpc":"2.0","id":2,"method":"prompts/get","params":{"name":"routing_report","arguments":{"detail":"full"}}}))
+        .await;
+    assert!(r.json()["result"]["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("every field"));
+    let r = s
+        .post(Some(&sid), &json!({"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"routing_report","arguments":{"detail":"loud"}}}))
+        .await;
+    assert_eq!(r.json()["error"]["code"], -32602);
+    let r = s
+        .post(Some(&sid), &json!({"jsonrpc":"2.0","id":4,"method":"completion/complete","params":{
+            "ref":{"type":"ref/prompt","name":"routing_report"},"argument":{"name":"detail","value":"f"}}}))
+        .await;
+    assert_eq!(r.json()["result"]["completion"]["values"], json!(["full"]));
+}
+
+#[tokio::test]
 async fn every_conformance_fixture_answers() {
     let s = Server::start(CONFORMANCE);
     let sid = s.session().await;

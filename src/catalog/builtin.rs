@@ -139,9 +139,40 @@ pub fn templates() -> Vec<ResourceTemplate> {
     Vec::new()
 }
 
-/// The built-in prompts (none yet).
+/// The built-in prompts.
 pub fn prompts() -> Vec<Prompt> {
-    Vec::new()
+    vec![Prompt {
+        name: "routing_report",
+        definition: json!({
+            "name": "routing_report",
+            "title": "Routing report",
+            "description": "Asks the model to find out which mcpd node serves this session (node_info) and report it.",
+            "arguments": [{
+                "name": "detail",
+                "description": "\"brief\" (node and session only) or \"full\" (every node_info field)",
+                "required": false
+            }]
+        }),
+        get: routing_report,
+        completions: &[("detail", &["brief", "full"])],
+    }]
+}
+
+fn routing_report(args: &Map<String, Value>) -> Result<Value, String> {
+    let detail = match args.get("detail") {
+        None | Some(Value::Null) => "brief",
+        Some(Value::String(d)) if d == "brief" || d == "full" => d.as_str(),
+        Some(other) => return Err(format!("detail must be \"brief\" or \"full\", not {other}")),
+    };
+    let ask = if detail == "full" {
+        "Call the node_info tool and report every field it returns."
+    } else {
+        "Call the node_info tool and say in one line which node and session serve us."
+    };
+    Ok(json!({
+        "description": "Which mcpd node serves this session",
+        "messages": [{"role": "user", "content": {"type": "text", "text": ask}}]
+    }))
 }
 
 fn node_facts(info: &CallInfo) -> Value {
