@@ -172,21 +172,27 @@ impl Config {
 
     /// The layered sources, before extraction (exposed for tests and `check-config`).
     pub fn figment(path: Option<&Path>) -> Result<Figment, ConfigError> {
-        let file = match path {
+        Self::layers(path, Path::new(SYSTEM_CONFIG_PATH))
+    }
+
+    /// The layers with the system file at `system`: the explicit `path` must exist; the system
+    /// file is used only when it does (a fresh machine has none and runs on the defaults).
+    fn layers(path: Option<&Path>, system: &Path) -> Result<Figment, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        match path {
             Some(p) => {
-                // figment's `file_exact` would report a missing file as an empty layer; an
-                // operator who names a file means it.
+                // figment would report a missing file in its own words; an operator who names a
+                // file should hear that this file is missing.
                 std::fs::metadata(p).map_err(|source| ConfigError::File {
                     path: p.to_path_buf(),
                     source,
                 })?;
-                Toml::file_exact(p)
+                figment = figment.merge(Toml::file_exact(p));
             }
-            None => Toml::file_exact(SYSTEM_CONFIG_PATH),
-        };
-        Ok(Figment::from(Toml::string(DEFAULT_TOML))
-            .merge(file)
-            .merge(Env::prefixed("MCPD_").split("__")))
+            None if system.exists() => figment = figment.merge(Toml::file_exact(system)),
+            None => {}
+        }
+        Ok(figment.merge(Env::prefixed("MCPD_").split("__")))
     }
 
     /// Extracts and validates.
@@ -293,4 +299,28 @@ fn hostname() -> String {
         .ok()
         .filter(|s| !s.is_empty() && is_token(s))
         .unwrap_or_else(|| "mcpd".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_system_file_the_embedded_defaults_apply() {
+        let missing = std::env::temp_dir().join("mcpd-no-such-dir/mcpd.toml");
+        let cfg = Config::from_figment(Config::layers(None, &missing).unwrap()).unwrap();
+        assert_eq!(cfg.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(cfg.session.max_sessions, 10_000);
+    }
+
+    #[test]
+    fn an_existing_system_file_is_layered_over_the_defaults() {
+        let dir = std::env::temp_dir().join(format!("mcpd-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let system = dir.join("mcpd.toml");
+        std::fs::write(&system, "[server]\nnode_id = \"from-system\"\n").unwrap();
+        let cfg = Config::from_figment(Config::layers(None, &system).unwrap()).unwrap();
+        assert_eq!(cfg.server.node_id, "from-system");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
