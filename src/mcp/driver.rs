@@ -11,13 +11,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::endpoint::Shared;
-use super::jsonrpc::{self, RequestId};
+use super::jsonrpc::{self, ErrorCode, RequestId};
 use super::sse;
 use super::transport::Reply;
 use crate::catalog::{BoxFuture, Emit, ToolResult};
@@ -66,7 +67,12 @@ pub(crate) async fn run(
         Ok(Mode::Json(body)) => Reply::json(body),
         Ok(Mode::Sse(reader)) => shared.sse_reply(session, reader, None, false),
         // The driver ended without answering: the session was closed under it.
-        Err(_) => Reply::session_not_found(),
+        Err(_) if session.is_closed() => Reply::session_not_found(),
+        Err(_) => Reply::error(
+            500,
+            ErrorCode::INTERNAL_ERROR,
+            "Internal error: the request was lost",
+        ),
     }
 }
 
@@ -86,17 +92,8 @@ impl Driver {
         mut emits: mpsc::Receiver<Emit>,
     ) {
         let timeout = self.shared.limits.request_timeout;
-        let mut running: FuturesUnordered<_> = calls
-            .into_iter()
-            .map(|c| async move {
-                let outcome = tokio::select! {
-                    biased;
-                    () = c.token.cancelled() => Outcome::Cancelled,
-                    r = tokio::time::timeout(timeout, c.fut) => r.map_or(Outcome::TimedOut, Outcome::Done),
-                };
-                (c.id, outcome)
-            })
-            .collect();
+        let mut running: FuturesUnordered<_> =
+            calls.into_iter().map(|c| run_call(c, timeout)).collect();
         loop {
             let (id, outcome) = tokio::select! {
                 next = running.next() => match next {
@@ -121,6 +118,10 @@ impl Driver {
                 // Answered with a result rather than silence: the SDK clients resume a primed
                 // stream that ends without a result, forever; they drop this late result.
                 Outcome::Cancelled => ToolResult::error("request cancelled by the client"),
+                Outcome::Panicked => {
+                    tracing::error!(session_id = %self.session.id(), request_id = %id, "tool panicked");
+                    ToolResult::error("the tool failed unexpectedly (see the server log)")
+                }
                 Outcome::TimedOut => ToolResult::error(format!(
                     "the tool did not finish within session.request_timeout ({}s)",
                     timeout.as_secs()
@@ -242,10 +243,28 @@ impl Driver {
     }
 }
 
+/// Runs one call to its outcome. A panicking tool must not take the other calls of the POST, or
+/// the reply, with it: the panic becomes that call's outcome.
+async fn run_call(c: PreparedCall, timeout: std::time::Duration) -> (RequestId, Outcome) {
+    let run = std::panic::AssertUnwindSafe(c.fut).catch_unwind();
+    let outcome = tokio::select! {
+        biased;
+        () = c.token.cancelled() => Outcome::Cancelled,
+        r = tokio::time::timeout(timeout, run) => match r {
+            Err(_) => Outcome::TimedOut,
+            Ok(Err(_)) => Outcome::Panicked,
+            Ok(Ok(result)) => Outcome::Done(result),
+        },
+    };
+    (c.id, outcome)
+}
+
+#[derive(Debug)]
 enum Outcome {
     Done(ToolResult),
     Cancelled,
     TimedOut,
+    Panicked,
 }
 
 /// Whole numbers as JSON integers (`3`, not `3.0`), as clients print them.
@@ -261,4 +280,41 @@ fn number(x: f64) -> Value {
 pub(crate) fn push(log: &EventLog, message: &[u8]) {
     let id = log.id();
     log.push(|seq| sse::event(id, seq, message));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn call(fut: BoxFuture<ToolResult>) -> (PreparedCall, CancellationToken) {
+        let token = CancellationToken::new();
+        let c = PreparedCall {
+            id: RequestId::Num(1),
+            token: token.clone(),
+            fut,
+        };
+        (c, token)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_tool_becomes_its_own_outcome() {
+        let (c, _) = call(Box::pin(async { panic!("tool bug") }));
+        let (_, outcome) = run_call(c, Duration::from_secs(1)).await;
+        assert!(matches!(outcome, Outcome::Panicked), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn a_slow_tool_times_out_and_a_cancelled_one_stops() {
+        let (c, _) = call(Box::pin(std::future::pending()));
+        let (_, outcome) = run_call(c, Duration::from_millis(20)).await;
+        assert!(matches!(outcome, Outcome::TimedOut), "{outcome:?}");
+        let (c, token) = call(Box::pin(std::future::pending()));
+        token.cancel();
+        let (_, outcome) = run_call(c, Duration::from_secs(60)).await;
+        assert!(matches!(outcome, Outcome::Cancelled), "{outcome:?}");
+        let (c, _) = call(Box::pin(async { ToolResult::text("ok") }));
+        let (_, outcome) = run_call(c, Duration::from_secs(1)).await;
+        assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
+    }
 }
