@@ -108,13 +108,26 @@ pub struct Session {
     pub request_timeout: Duration,
 }
 
-/// The cluster's session registry (used from the registry issue on; empty `url` = off).
+/// The cluster's session registry; an empty `url` turns it off (a single node).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Redis {
+    /// `redis://[user:password@]host[:port][/db]` or `rediss://…` (TLS).
     pub url: String,
+    /// TTL of a session's key; refreshed while the session is used.
     pub session_ttl: Duration,
+    /// Prefix of every key (`<prefix>session:<id>`, `<prefix>node:<node>`).
     pub key_prefix: String,
+    /// A used session's TTL is refreshed at most this often.
+    pub touch_interval: Duration,
+    /// How often the node's heartbeat is written (it lives three intervals).
+    pub heartbeat_interval: Duration,
+    /// How long a miss may wait for Redis before it is logged as unclassified.
+    pub lookup_timeout: Duration,
+    /// Upper bound on every registry command and pipeline.
+    pub command_timeout: Duration,
+    /// Deletions kept while Redis is away (oldest dropped first; the resync repairs ours).
+    pub queue_limit: usize,
 }
 
 /// How nodes cooperate on misrouted and orphaned sessions.
@@ -195,6 +208,21 @@ impl Config {
         Ok(figment.merge(Env::prefixed("MCPD_").split("__")))
     }
 
+    /// The registry settings, or `None` when `redis.url` is empty.
+    pub fn registry(&self) -> Option<crate::session::registry::RegistryConfig> {
+        (!self.redis.url.is_empty()).then(|| crate::session::registry::RegistryConfig {
+            url: self.redis.url.clone(),
+            node: self.server.node_id.clone(),
+            key_prefix: self.redis.key_prefix.clone(),
+            session_ttl: self.redis.session_ttl.get(),
+            touch_interval: self.redis.touch_interval.get(),
+            heartbeat_interval: self.redis.heartbeat_interval.get(),
+            lookup_timeout: self.redis.lookup_timeout.get(),
+            command_timeout: self.redis.command_timeout.get(),
+            max_queued_deletes: self.redis.queue_limit,
+        })
+    }
+
     /// Extracts and validates.
     pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
         let mut cfg: Config = figment.extract()?;
@@ -232,7 +260,8 @@ impl Config {
         if !self.server.path.starts_with('/') || self.server.path.len() < 2 {
             return invalid("server.path", "must start with '/' and name a path".into());
         }
-        let positive: [(&'static str, usize); 5] = [
+        let positive: [(&'static str, usize); 6] = [
+            ("redis.queue_limit", self.redis.queue_limit),
             ("server.max_body_bytes", self.server.max_body_bytes),
             ("server.max_connections", self.server.max_connections),
             ("session.max_sessions", self.session.max_sessions),
@@ -244,7 +273,11 @@ impl Config {
                 return invalid(key, "must be greater than 0".into());
             }
         }
-        let durations: [(&'static str, Duration); 8] = [
+        let durations: [(&'static str, Duration); 12] = [
+            ("redis.touch_interval", self.redis.touch_interval),
+            ("redis.heartbeat_interval", self.redis.heartbeat_interval),
+            ("redis.lookup_timeout", self.redis.lookup_timeout),
+            ("redis.command_timeout", self.redis.command_timeout),
             (
                 "server.header_read_timeout",
                 self.server.header_read_timeout,
@@ -268,6 +301,25 @@ impl Config {
                 "redis.url",
                 "must start with redis:// or rediss:// (or be empty)".into(),
             );
+        }
+        if !url.is_empty() {
+            if let Err(e) = fred::types::config::Config::from_url(url) {
+                return invalid("redis.url", e.details().to_string());
+            }
+        }
+        if self.redis.touch_interval >= self.redis.session_ttl {
+            return invalid(
+                "redis.touch_interval",
+                "must be shorter than redis.session_ttl".into(),
+            );
+        }
+        if self
+            .redis
+            .key_prefix
+            .chars()
+            .any(|c| c.is_whitespace() || c == '*')
+        {
+            return invalid("redis.key_prefix", "must not contain spaces or '*'".into());
         }
         if self.log.level.trim().is_empty()
             || tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err()

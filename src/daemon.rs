@@ -2,8 +2,9 @@
 //!
 //! Drain order: `/healthz` turns 503 and new `initialize` requests get 503 (`draining`); after
 //! `shutdown.grace` every open SSE stream gets a jittered `retry:` and ends (`closing`), the
-//! listener stops accepting, sessions are closed and their tasks awaited, and open connections get
-//! a bounded time to finish. A second signal ends the process at once.
+//! listener stops accepting, sessions are closed and their tasks awaited, one pipeline removes this
+//! node's registry keys, and open connections get a bounded time to finish. A second signal ends
+//! the process at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::http::{self, Router, ServerOptions};
 use crate::mcp::Endpoint;
+use crate::session::registry::Registry;
 use crate::session::{CloseReason, SessionTable};
 
 /// How long connections may take to finish once sessions are closed.
@@ -30,6 +32,8 @@ pub enum DaemonError {
     },
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    Registry(#[from] crate::session::registry::RegistryError),
 }
 
 /// Runs the server until a termination signal; returns after the drain.
@@ -48,7 +52,15 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let draining = CancellationToken::new();
     let closing = CancellationToken::new();
     let stop = CancellationToken::new();
-    let table = Arc::new(SessionTable::new(cfg.session.max_sessions));
+    let registry = cfg.registry().map(Registry::new).transpose()?;
+    let table = Arc::new(SessionTable::new(
+        cfg.session.max_sessions,
+        registry.clone(),
+    ));
+    let registry_stop = CancellationToken::new();
+    let writer = registry
+        .as_ref()
+        .map(|r| r.start(Arc::clone(&table), registry_stop.clone()));
     let endpoint = Endpoint::new(&cfg, Arc::clone(&table), draining.clone(), closing.clone());
     let router = Arc::new(Router::new(
         endpoint,
@@ -76,6 +88,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     tracing::info!(
         node = %cfg.server.node_id,
         %addr,
+        registry = if registry.is_some() { "on" } else { "off" },
         "mcpd listening on http://{addr}{}",
         cfg.server.path
     );
@@ -97,6 +110,11 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         closing.cancel();
         stop.cancel();
         table.close_all(CloseReason::Shutdown).await;
+        // One last pipeline removes this node's keys (the closes just queued).
+        registry_stop.cancel();
+        if let Some(w) = writer {
+            let _ = w.await;
+        }
         let _ = server.await;
         let _ = reaper.await;
     };

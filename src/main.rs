@@ -35,6 +35,27 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Read the cluster's session registry in Redis (`redis.url`).
+    Sessions {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        what: Option<SessionsCommand>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Every registered session with its node, age, TTL and whether its owner is alive (default).
+    List {
+        /// Only sessions of this node.
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Sessions per node, and whether each node's heartbeat is alive.
+    Count,
+    /// Where one session lives.
+    Show { id: String },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +68,19 @@ fn main() -> ExitCode {
             }
             Err(e) => config_error(&e),
         },
+        Command::Sessions { config, what } => {
+            let cfg = match Config::load(config.as_deref()) {
+                Ok(cfg) => cfg,
+                Err(e) => return config_error(&e),
+            };
+            match sessions(&cfg, what.unwrap_or(SessionsCommand::List { node: None })) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("mcpd sessions: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve { config } => {
             let cfg = match Config::load(config.as_deref()) {
                 Ok(cfg) => cfg,
@@ -74,6 +108,103 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(mcpd::daemon::run(cfg))?;
     Ok(())
+}
+
+/// `mcpd sessions …`: reads Redis and prints plain columns for operators.
+fn sessions(cfg: &Config, what: SessionsCommand) -> anyhow::Result<ExitCode> {
+    use mcpd::session::registry::inspect;
+    if cfg.redis.url.is_empty() {
+        eprintln!("mcpd sessions: redis.url is empty: this node keeps no registry");
+        return Ok(ExitCode::from(EX_CONFIG));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let found = runtime.block_on(inspect(
+        &cfg.redis.url,
+        &cfg.redis.key_prefix,
+        cfg.redis.command_timeout.get(),
+    ))?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let age = |created: u64| {
+        mcpd::config::Duration::from(std::time::Duration::from_secs(
+            now_ms.saturating_sub(created) / 1000,
+        ))
+        .to_string()
+    };
+    let ttl = |secs: i64| {
+        u64::try_from(secs).map_or_else(
+            |_| "none".to_owned(),
+            |s| mcpd::config::Duration::from(std::time::Duration::from_secs(s)).to_string(),
+        )
+    };
+    match what {
+        SessionsCommand::List { node } => {
+            println!(
+                "{:<36}  {:<20}  {:>8}  {:>8}  {:<10}  OWNER",
+                "SESSION", "NODE", "AGE", "TTL", "PROTOCOL"
+            );
+            let mut n = 0;
+            for s in found
+                .sessions
+                .iter()
+                .filter(|s| node.as_ref().is_none_or(|want| *want == s.node))
+            {
+                n += 1;
+                let owner = if s.owner_alive { "alive" } else { "gone" };
+                println!(
+                    "{:<36}  {:<20}  {:>8}  {:>8}  {:<10}  {owner}",
+                    s.id,
+                    s.node,
+                    age(s.created_ms),
+                    ttl(s.ttl_secs),
+                    s.protocol
+                );
+            }
+            println!("{n} session(s)");
+        }
+        SessionsCommand::Count => {
+            println!("{:<20}  {:>8}  HEARTBEAT", "NODE", "SESSIONS");
+            for n in &found.nodes {
+                println!(
+                    "{:<20}  {:>8}  {}",
+                    n.node,
+                    n.sessions,
+                    if n.alive { "alive" } else { "gone" }
+                );
+            }
+            println!(
+                "{} session(s) on {} node(s)",
+                found.sessions.len(),
+                found.nodes.len()
+            );
+        }
+        SessionsCommand::Show { id } => match found.sessions.iter().find(|s| s.id == id) {
+            Some(s) => {
+                println!("session   {}", s.id);
+                println!(
+                    "node      {} ({})",
+                    s.node,
+                    if s.owner_alive {
+                        "alive"
+                    } else {
+                        "gone: stale"
+                    }
+                );
+                println!("boot      {}", s.boot);
+                println!("age       {}", age(s.created_ms));
+                println!("ttl       {}", ttl(s.ttl_secs));
+                println!("protocol  {}", s.protocol);
+            }
+            None => {
+                eprintln!("mcpd sessions: no session {id} in the registry");
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn config_error(e: &mcpd::config::ConfigError) -> ExitCode {

@@ -97,6 +97,26 @@ fn errors_name_the_key_and_exit_78() {
         (file("[log]\nformat = \"xml\"\n"), vec![], "log.format"),
         (file("[redis]\nurl = \"http://x\"\n"), vec![], "redis.url"),
         (
+            file("[redis]\nurl = \"redis://127.0.0.1:notaport\"\n"),
+            vec![],
+            "redis.url",
+        ),
+        (
+            file("[redis]\ntouch_interval = \"31d\"\n"),
+            vec![],
+            "redis.touch_interval",
+        ),
+        (
+            file("[redis]\nkey_prefix = \"a b\"\n"),
+            vec![],
+            "redis.key_prefix",
+        ),
+        (
+            file("[redis]\nlookup_timeout = \"0ms\"\n"),
+            vec![],
+            "redis.lookup_timeout",
+        ),
+        (
             file("[server]\nallowed_origins = [\"*\"]\n"),
             vec![],
             "server.allowed_origins",
@@ -129,6 +149,28 @@ fn errors_name_the_key_and_exit_78() {
             );
         }
     }
+}
+
+#[test]
+fn redis_urls_with_tls_and_credentials_are_accepted() {
+    for url in [
+        "redis://127.0.0.1:6379",
+        "redis://:secret@10.0.0.5:6379/2",
+        "redis://mcpd:secret@redis.internal",
+        "rediss://mcpd:secret@redis.internal:6380",
+    ] {
+        let cfg = file(&format!("[redis]\nurl = \"{url}\"\n"));
+        let o = mcpd(&["check-config", "--config", &cfg], &[]);
+        assert!(o.status.success(), "{url}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn sessions_without_a_registry_says_so_and_exits_78() {
+    let cfg = file("");
+    let o = mcpd(&["sessions", "--config", &cfg], &[]);
+    assert_eq!(o.status.code(), Some(78));
+    assert!(stderr(&o).contains("redis.url"), "{}", stderr(&o));
 }
 
 #[test]

@@ -73,12 +73,17 @@ impl Router {
         } else {
             (StatusCode::OK, "serving")
         };
+        let registry = match self.endpoint.sessions().registry() {
+            Some(r) => json!(r.status()),
+            None => json!({"state": "off"}),
+        };
         json_response(
             status,
             json!({
                 "status": state,
                 "node": &*self.node,
                 "sessions": self.endpoint.sessions().len(),
+                "registry": registry,
                 "version": env!("CARGO_PKG_VERSION"),
             }),
         )
@@ -125,8 +130,8 @@ impl Router {
                 Ok(body) => self.endpoint.post(headers, body).await,
                 Err(reply) => reply,
             },
-            HttpMethod::Get => self.endpoint.get(headers),
-            HttpMethod::Delete => self.endpoint.delete(headers),
+            HttpMethod::Get => self.endpoint.get(headers).await,
+            HttpMethod::Delete => self.endpoint.delete(headers).await,
             HttpMethod::Other => Reply::method_not_allowed(),
         }
     }

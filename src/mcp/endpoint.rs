@@ -182,7 +182,7 @@ impl Endpoint {
                 _ => Reply::error(400, ErrorCode::INVALID_REQUEST, "Invalid Request"),
             };
         }
-        let session = match self.session_for(h) {
+        let session = match self.session_for(h).await {
             Ok(s) => s,
             Err(reply) => return reply,
         };
@@ -196,17 +196,17 @@ impl Endpoint {
                 ),
             );
         }
-        session.touch();
+        self.shared.table.touch(&session);
         super::dispatch::post(&self.shared, &session, parsed.messages, parsed.batch).await
     }
 
     /// A GET: the standalone stream, or the resumption of any stream with `Last-Event-ID`.
-    pub fn get(&self, h: &RequestHeaders<'_>) -> Reply {
-        let session = match self.session_for(h) {
+    pub async fn get(&self, h: &RequestHeaders<'_>) -> Reply {
+        let session = match self.session_for(h).await {
             Ok(s) => s,
             Err(reply) => return reply,
         };
-        session.touch();
+        self.shared.table.touch(&session);
         let resumed = h
             .last_event_id
             .and_then(sse::parse_event_id)
@@ -226,11 +226,19 @@ impl Endpoint {
         self.shared.sse_reply(&session, reader, first, linger)
     }
 
-    /// A DELETE: ends the session.
-    pub fn delete(&self, h: &RequestHeaders<'_>) -> Reply {
-        let session = match self.session_for(h) {
+    /// A DELETE: ends the session. For an id this node does not hold the answer is 404, but its
+    /// registry key is removed all the same (ADR-0066).
+    pub async fn delete(&self, h: &RequestHeaders<'_>) -> Reply {
+        let session = match self.session_for(h).await {
             Ok(s) => s,
-            Err(reply) => return reply,
+            Err(reply) => {
+                if reply.status == 404 {
+                    if let Some(raw) = h.session_id {
+                        self.shared.table.forget(raw);
+                    }
+                }
+                return reply;
+            }
         };
         self.shared
             .table
@@ -306,9 +314,10 @@ impl Endpoint {
         reply
     }
 
-    /// The session a non-initialize request names: 400 without the header, 404 when unknown,
-    /// 400 for an unsupported `MCP-Protocol-Version`.
-    fn session_for(&self, h: &RequestHeaders<'_>) -> Result<Arc<Session>, Reply> {
+    /// The session a non-initialize request names: 400 without the header, 404 when this node
+    /// does not hold it (the miss is classified through the registry and logged), 400 for an
+    /// unsupported `MCP-Protocol-Version`.
+    async fn session_for(&self, h: &RequestHeaders<'_>) -> Result<Arc<Session>, Reply> {
         let Some(raw) = h.session_id else {
             return Err(Reply::error(
                 400,
@@ -321,7 +330,8 @@ impl Endpoint {
             .ok()
             .and_then(|id| self.shared.table.get(&id));
         let Some(session) = session else {
-            tracing::debug!(node = %self.shared.node, session_id = raw, "unknown session");
+            let miss = self.shared.table.miss(raw).await;
+            tracing::debug!(node = %self.shared.node, session_id = raw, class = miss.class.as_str(), "session not held here");
             return Err(Reply::session_not_found());
         };
         if let Some(v) = h.protocol_version {

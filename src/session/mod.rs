@@ -6,11 +6,14 @@
 //! cancels its tasks and ends its streams. The [`SessionTable`] holds the sessions of this node,
 //! enforces `max_sessions` and reaps idle and never-initialized ones.
 //!
+//! [`registry`] records the sessions of the cluster in Redis (ADR-0066).
+//!
 //! This layer knows nothing about HTTP or JSON-RPC framing: stream payloads are opaque bytes
 //! produced by the protocol layer.
 
 mod id;
 mod params;
+pub mod registry;
 mod state;
 mod stream;
 mod table;

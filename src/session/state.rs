@@ -32,6 +32,9 @@ pub struct Session {
     id: SessionId,
     params: SessionParams,
     created: Instant,
+    created_unix_ms: u64,
+    /// Milliseconds since `created` of the last registry TTL refresh (rate limit).
+    registry_touch_ms: AtomicU64,
     /// Milliseconds since `created` of the last request (for idle reaping).
     last_seen_ms: AtomicU64,
     /// Requests running plus connections reading streams: a busy session is never idle.
@@ -70,6 +73,10 @@ impl Session {
             id,
             params,
             created: Instant::now(),
+            created_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            registry_touch_ms: AtomicU64::new(0),
             last_seen_ms: AtomicU64::new(0),
             busy: AtomicUsize::new(0),
             initialized: AtomicBool::new(false),
@@ -105,6 +112,23 @@ impl Session {
     /// When the session was created.
     pub fn created(&self) -> Instant {
         self.created
+    }
+
+    /// Creation time as milliseconds since the Unix epoch (what the registry records).
+    pub fn created_unix_ms(&self) -> u64 {
+        self.created_unix_ms
+    }
+
+    /// True (once per `interval`) when the registry's TTL for this session should be refreshed.
+    pub fn registry_touch_due(&self, interval: std::time::Duration) -> bool {
+        let now = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.registry_touch_ms.load(Ordering::Relaxed);
+        let every = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        now.saturating_sub(last) >= every
+            && self
+                .registry_touch_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Records activity (every request does this).

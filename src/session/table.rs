@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::registry::{Miss, MissClass, Registry};
 use super::{Session, SessionId};
 
 /// Why a session ended (logged, and counted once metrics exist).
@@ -38,19 +39,55 @@ impl CloseReason {
 #[error("session limit of {0} reached")]
 pub struct TableFull(pub usize);
 
-/// The sessions this process holds.
+/// The sessions this process holds, and (when configured) their record in the cluster registry.
 #[derive(Debug)]
 pub struct SessionTable {
     map: RwLock<HashMap<SessionId, Arc<Session>>>,
     max: usize,
+    registry: Option<Registry>,
 }
 
 impl SessionTable {
-    /// An empty table holding at most `max` sessions.
-    pub fn new(max: usize) -> SessionTable {
+    /// An empty table holding at most `max` sessions, recording them in `registry` if given.
+    pub fn new(max: usize, registry: Option<Registry>) -> SessionTable {
         SessionTable {
             map: RwLock::new(HashMap::new()),
             max,
+            registry,
+        }
+    }
+
+    /// The registry, when one is configured.
+    pub fn registry(&self) -> Option<&Registry> {
+        self.registry.as_ref()
+    }
+
+    /// Records a request on `session` (idle clock, and the registry TTL at most once per
+    /// `touch_interval`).
+    pub fn touch(&self, session: &Session) {
+        session.touch();
+        if let Some(r) = &self.registry {
+            r.touched(session);
+        }
+    }
+
+    /// A request named `raw_id`, which this node does not hold: says why (logged once). Without a
+    /// registry the miss is unclassified.
+    pub async fn miss(&self, raw_id: &str) -> Miss {
+        match &self.registry {
+            Some(r) => r.classify(raw_id).await,
+            None => Miss {
+                class: MissClass::Unclassified,
+                owner: None,
+            },
+        }
+    }
+
+    /// A DELETE for `raw_id`, which this node does not hold: its registry key goes anyway
+    /// (ADR-0066: the session may belong to another node or a previous process).
+    pub fn forget(&self, raw_id: &str) {
+        if let (Some(r), Ok(id)) = (&self.registry, raw_id.parse::<SessionId>()) {
+            r.closed(id);
         }
     }
 
@@ -59,6 +96,9 @@ impl SessionTable {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         if map.len() >= self.max {
             return Err(TableFull(self.max));
+        }
+        if let Some(r) = &self.registry {
+            r.created(&session);
         }
         map.insert(session.id(), session);
         Ok(())
@@ -101,6 +141,9 @@ impl SessionTable {
             .unwrap_or_else(|p| p.into_inner())
             .remove(id)?;
         session.close();
+        if let Some(r) = &self.registry {
+            r.closed(*id);
+        }
         tracing::info!(
             session_id = %id,
             reason = reason.as_str(),
@@ -199,7 +242,7 @@ mod tests {
 
     #[test]
     fn the_table_refuses_sessions_past_its_cap() {
-        let t = SessionTable::new(2);
+        let t = SessionTable::new(2, None);
         t.insert(session()).unwrap();
         t.insert(session()).unwrap();
         assert_eq!(t.insert(session()), Err(TableFull(2)));
@@ -234,7 +277,7 @@ mod tests {
 
     #[test]
     fn reaping_closes_uninitialized_and_idle_sessions_but_not_busy_ones() {
-        let t = SessionTable::new(10);
+        let t = SessionTable::new(10, None);
         let fresh = session();
         let idle = session();
         let busy = session();

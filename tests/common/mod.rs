@@ -3,6 +3,8 @@
 //! send.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod redis;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -108,6 +110,29 @@ impl Server {
         self.logs.lock().unwrap().join("\n")
     }
 
+    /// The log lines containing every one of `parts`.
+    pub fn log_lines(&self, parts: &[&str]) -> Vec<String> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| parts.iter().all(|p| l.contains(p)))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until a log line contains every one of `parts`.
+    pub fn wait_log(&self, parts: &[&str], within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if !self.log_lines(parts).is_empty() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Sends a signal to the server.
     pub fn signal(&self, sig: &str) {
         let status = Command::new("kill")
@@ -116,6 +141,12 @@ impl Server {
             .status()
             .expect("kill");
         assert!(status.success());
+    }
+
+    /// SIGKILL: the process dies without any cleanup.
+    pub fn kill9(&mut self) {
+        self.signal("KILL");
+        self.wait_exit(Duration::from_secs(5));
     }
 
     /// Waits for the process to exit and returns its exit code.

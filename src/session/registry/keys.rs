@@ -1,0 +1,106 @@
+//! Redis key names and the record stored under a session key.
+//!
+//! - `<prefix>session:<id>`: a [`SessionRecord`] (JSON), TTL `session_ttl`;
+//! - `<prefix>node:<node>`: the node's heartbeat, its boot id, short TTL;
+//! - `<prefix>node:<node>:sessions`: the set of session ids the node registered.
+
+use serde::{Deserialize, Serialize};
+
+use crate::session::SessionId;
+
+/// Builds the key names under one prefix.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys under `prefix` (for example `mcp:`).
+    pub fn new(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// The key of one session.
+    pub fn session(&self, id: &SessionId) -> String {
+        format!("{}session:{id}", self.prefix)
+    }
+
+    /// The pattern matching every session key (for SCAN).
+    pub fn session_pattern(&self) -> String {
+        format!("{}session:*", self.prefix)
+    }
+
+    /// The session id in a session key, if it is one.
+    pub fn session_id_of(&self, key: &str) -> Option<SessionId> {
+        key.strip_prefix(&self.prefix)?
+            .strip_prefix("session:")?
+            .parse()
+            .ok()
+    }
+
+    /// A node's heartbeat key.
+    pub fn heartbeat(&self, node: &str) -> String {
+        format!("{}node:{node}", self.prefix)
+    }
+
+    /// A node's set of session ids.
+    pub fn node_sessions(&self, node: &str) -> String {
+        format!("{}node:{node}:sessions", self.prefix)
+    }
+}
+
+/// What the registry records about a session: who owns it, since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The owning node's id.
+    pub node: String,
+    /// The owning process's boot id (a new one at every start).
+    pub boot: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// The negotiated protocol version.
+    pub protocol: String,
+}
+
+impl SessionRecord {
+    /// The JSON stored in Redis.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a stored record; `None` for anything that is not one of ours.
+    pub fn decode(raw: &str) -> Option<SessionRecord> {
+        serde_json::from_str(raw).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_prefixed_and_session_keys_parse_back() {
+        let k = Keys::new("mcp:");
+        let id = SessionId::random();
+        assert_eq!(k.session(&id), format!("mcp:session:{id}"));
+        assert_eq!(k.session_id_of(&k.session(&id)), Some(id));
+        assert_eq!(k.session_id_of("mcp:session:nope"), None);
+        assert_eq!(k.session_id_of("other:session:x"), None);
+        assert_eq!(k.heartbeat("n1"), "mcp:node:n1");
+        assert_eq!(k.node_sessions("n1"), "mcp:node:n1:sessions");
+    }
+
+    #[test]
+    fn records_round_trip_and_foreign_values_are_ignored() {
+        let r = SessionRecord {
+            node: "n1".into(),
+            boot: "b".into(),
+            created_ms: 5,
+            protocol: "2025-11-25".into(),
+        };
+        assert_eq!(SessionRecord::decode(&r.encode()), Some(r));
+        assert_eq!(SessionRecord::decode("hello"), None);
+    }
+}

@@ -1,0 +1,372 @@
+//! The Redis session registry against a real, private `redis-server` and real mcpd nodes: keys and
+//! TTLs, deletion regardless of the local outcome, the four miss classes with their log fields,
+//! the purge of a killed node's keys, and Redis failing at start and mid-run.
+
+mod common;
+
+use std::time::Duration;
+
+use common::redis::Redis;
+use common::{send, Server};
+use serde_json::json;
+
+fn node(redis: &Redis, id: &str, extra: &str) -> Server {
+    Server::start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nnode_id = \"{id}\"\n[redis]\nurl = \"{}\"\nheartbeat_interval = \"200ms\"\n{extra}",
+        redis.url()
+    ))
+}
+
+async fn wait_synced(s: &Server) {
+    for _ in 0..200 {
+        let (_, h) = s.health().await;
+        if h["registry"]["synced"] == true && h["registry"]["queue"] == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("registry never synced: {}", s.health().await.1);
+}
+
+#[tokio::test]
+async fn initialize_writes_the_session_key_with_its_ttl_owner_and_node_set() {
+    let redis = Redis::start();
+    let s = node(&redis, "n1", "session_ttl = \"1h\"\n");
+    let sid = s.session().await;
+    let key = format!("mcp:session:{sid}");
+    assert!(
+        redis.wait_until(Duration::from_secs(5), |r| r.cmd(&["EXISTS", &key]).int()
+            == 1)
+    );
+    let ttl = redis.cmd(&["TTL", &key]).int();
+    assert!((3590..=3600).contains(&ttl), "ttl {ttl}");
+    let record: serde_json::Value =
+        serde_json::from_str(redis.cmd(&["GET", &key]).str().unwrap()).unwrap();
+    assert_eq!(record["node"], "n1");
+    assert_eq!(record["protocol"], "2025-11-25");
+    assert_eq!(
+        redis.cmd(&["SMEMBERS", "mcp:node:n1:sessions"]).strings(),
+        vec![sid.clone()]
+    );
+    assert_eq!(
+        redis.cmd(&["GET", "mcp:node:n1"]).str(),
+        record["boot"].as_str(),
+        "heartbeat carries the boot id"
+    );
+    let hb_ttl = redis.cmd(&["PTTL", "mcp:node:n1"]).int();
+    assert!(
+        hb_ttl > 0 && hb_ttl <= 600,
+        "heartbeat lives three intervals: {hb_ttl}ms"
+    );
+    let (_, h) = s.health().await;
+    assert_eq!(h["registry"]["state"], "connected");
+}
+
+#[tokio::test]
+async fn the_key_prefix_is_configurable() {
+    let redis = Redis::start();
+    let s = node(&redis, "n1", "key_prefix = \"team-a:\"\n");
+    let sid = s.session().await;
+    assert!(redis.wait_until(Duration::from_secs(5), |r| r
+        .keys(&format!("team-a:session:{sid}"))
+        .len()
+        == 1));
+    assert!(redis.keys("mcp:*").is_empty());
+}
+
+#[tokio::test]
+async fn closing_removes_the_key_by_delete_and_by_reaping() {
+    let redis = Redis::start();
+    let s = node(&redis, "n1", "[session]\ninit_timeout = \"300ms\"\n");
+    let deleted = s.session().await;
+    let r = s.post(None, &common::initialize("2025-11-25")).await; // never initialized: reaped
+    let reaped = r.header("mcp-session-id").unwrap().to_owned();
+    wait_synced(&s).await;
+    assert_eq!(
+        send(
+            s.addr,
+            "DELETE",
+            "/mcp",
+            &[("mcp-session-id", &deleted)],
+            ""
+        )
+        .await
+        .status,
+        200
+    );
+    let gone = |id: &str| format!("mcp:session:{id}");
+    assert!(redis.wait_until(Duration::from_secs(5), |r| r
+        .cmd(&["EXISTS", &gone(&deleted), &gone(&reaped)])
+        .int()
+        == 0));
+    assert!(redis
+        .cmd(&["SMEMBERS", "mcp:node:n1:sessions"])
+        .strings()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn delete_removes_the_key_even_when_this_node_does_not_hold_the_session() {
+    let redis = Redis::start();
+    let a = node(&redis, "a", "");
+    let b = node(&redis, "b", "");
+    let sid = a.session().await;
+    let key = format!("mcp:session:{sid}");
+    assert!(
+        redis.wait_until(Duration::from_secs(5), |r| r.cmd(&["EXISTS", &key]).int()
+            == 1)
+    );
+    let r = send(b.addr, "DELETE", "/mcp", &[("mcp-session-id", &sid)], "").await;
+    assert_eq!(r.status, 404, "b does not hold it");
+    assert!(
+        redis.wait_until(Duration::from_secs(5), |r| r.cmd(&["EXISTS", &key]).int()
+            == 0),
+        "key removed regardless"
+    );
+}
+
+#[tokio::test]
+async fn misses_are_classified_and_logged_once_with_their_fields() {
+    let mut redis = Redis::start();
+    let a = node(&redis, "a", "");
+    let b = node(&redis, "b", "");
+    let mut c = node(&redis, "c", "");
+    let on_a = a.session().await;
+    let on_c = c.session().await;
+    for n in [&a, &b, &c] {
+        wait_synced(n).await; // before its first connection a node classifies nothing
+    }
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"});
+
+    // misroute: a live node holds it.
+    b.post(Some(&on_a), &ping).await.assert_error(404, -32001);
+    b.post(Some(&on_a), &ping).await.assert_error(404, -32001);
+    let lines = b.log_lines(&["WARN", &on_a]);
+    assert_eq!(lines.len(), 1, "logged once: {lines:?}");
+    for field in [
+        "class=\"misroute\"",
+        "owner_node=\"a\"",
+        "node=b",
+        &format!("session_id=\"{on_a}\""),
+    ] {
+        assert!(lines[0].contains(field), "{field} missing in {}", lines[0]);
+    }
+
+    // stale: its node died (no heartbeat).
+    c.kill9();
+    tokio::time::sleep(Duration::from_millis(800)).await; // heartbeat TTL is 3 × 200 ms
+    b.post(Some(&on_c), &ping).await.assert_error(404, -32001);
+    assert!(
+        b.wait_log(
+            &["WARN", &on_c, "class=\"stale\"", "owner_node=\"c\""],
+            Duration::from_secs(2)
+        ),
+        "{}",
+        b.logs()
+    );
+
+    // unknown: nobody registered it.
+    let nobody = "6a1f0c3e-2b4d-4e8f-9a7b-1c2d3e4f5a6b";
+    b.post(Some(nobody), &ping).await.assert_error(404, -32001);
+    assert!(
+        b.wait_log(
+            &["WARN", nobody, "class=\"unknown\"", "owner_node=\"\""],
+            Duration::from_secs(2)
+        ),
+        "{}",
+        b.logs()
+    );
+
+    // unclassified: Redis does not answer.
+    redis.kill();
+    let later = "7b2a1d4f-3c5e-4f9a-8b6c-2d3e4f5a6b7c";
+    let started = std::time::Instant::now();
+    b.post(Some(later), &ping).await.assert_error(404, -32001);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a miss never waits long for Redis"
+    );
+    assert!(
+        b.wait_log(
+            &["WARN", later, "class=\"unclassified\""],
+            Duration::from_secs(2)
+        ),
+        "{}",
+        b.logs()
+    );
+}
+
+#[tokio::test]
+async fn a_sigkilled_nodes_keys_are_purged_by_its_next_start() {
+    let redis = Redis::start();
+    let mut first = node(&redis, "n1", "");
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(first.session().await);
+    }
+    wait_synced(&first).await;
+    first.kill9();
+    assert_eq!(
+        redis.keys("mcp:session:*").len(),
+        5,
+        "a killed process leaves its keys"
+    );
+    let other = node(&redis, "n2", "");
+    let kept = other.session().await;
+    wait_synced(&other).await;
+    let second = node(&redis, "n1", "");
+    wait_synced(&second).await;
+    assert_eq!(
+        redis.keys("mcp:session:*"),
+        vec![format!("mcp:session:{kept}")],
+        "only n2's session remains"
+    );
+    assert!(redis
+        .cmd(&["SMEMBERS", "mcp:node:n1:sessions"])
+        .strings()
+        .is_empty());
+    assert!(
+        second
+            .logs()
+            .contains("removed sessions this node no longer holds"),
+        "{}",
+        second.logs()
+    );
+}
+
+#[tokio::test]
+async fn with_redis_down_mid_run_requests_are_served_and_redis_converges_when_it_returns() {
+    let mut redis = Redis::start();
+    let s = node(&redis, "n1", "");
+    let closed_meanwhile = s.session().await;
+    let survivor = s.session().await;
+    wait_synced(&s).await;
+    redis.kill();
+    // Served as usual: calls, a new session, a DELETE.
+    s.assert_alive(&survivor).await;
+    let created_meanwhile = s.session().await;
+    s.assert_alive(&created_meanwhile).await;
+    assert_eq!(
+        send(
+            s.addr,
+            "DELETE",
+            "/mcp",
+            &[("mcp-session-id", &closed_meanwhile)],
+            ""
+        )
+        .await
+        .status,
+        200
+    );
+    // /healthz shows the outage once fred notices the dead connection, with the work queued.
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..100 {
+        seen = s.health().await.1;
+        if seen["registry"]["state"] != "connected" && seen["registry"]["synced"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_ne!(seen["registry"]["state"], "connected", "{seen}");
+    assert!(
+        seen["registry"]["queue"].as_u64().unwrap() >= 1,
+        "work queued: {seen}"
+    );
+    s.assert_alive(&survivor).await;
+    redis.restart(); // the same data: the closed session's key is still there
+    assert_eq!(
+        redis
+            .cmd(&["EXISTS", &format!("mcp:session:{closed_meanwhile}")])
+            .int(),
+        1
+    );
+    wait_synced(&s).await;
+    let mut want = vec![
+        format!("mcp:session:{survivor}"),
+        format!("mcp:session:{created_meanwhile}"),
+    ];
+    want.sort();
+    assert!(
+        redis.wait_until(Duration::from_secs(5), |r| r.keys("mcp:session:*") == want),
+        "registry converged to the live sessions: {:?}",
+        redis.keys("mcp:session:*")
+    );
+}
+
+#[tokio::test]
+async fn with_redis_down_at_start_the_node_serves_and_registers_once_it_comes_up() {
+    let port = common::redis::free_port();
+    let s = Server::start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nnode_id = \"early\"\n[redis]\nurl = \"redis://127.0.0.1:{port}\"\n"
+    ));
+    let sid = s.session().await;
+    s.assert_alive(&sid).await;
+    let dir = common::temp_path("redis");
+    std::fs::create_dir_all(&dir).unwrap();
+    let redis = Redis::start_on(port, dir);
+    wait_synced(&s).await;
+    assert!(redis.wait_until(Duration::from_secs(5), |r| r
+        .cmd(&["EXISTS", &format!("mcp:session:{sid}")])
+        .int()
+        == 1));
+}
+
+#[tokio::test]
+async fn shutdown_removes_this_nodes_keys() {
+    let redis = Redis::start();
+    let mut s = node(&redis, "n1", "");
+    for _ in 0..3 {
+        s.session().await;
+    }
+    wait_synced(&s).await;
+    assert_eq!(redis.keys("mcp:session:*").len(), 3);
+    s.signal("TERM");
+    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(
+        redis.keys("mcp:*").is_empty(),
+        "left: {:?}",
+        redis.keys("mcp:*")
+    );
+}
+
+#[tokio::test]
+async fn mcpd_sessions_lists_counts_and_shows_where_sessions_live() {
+    let redis = Redis::start();
+    let a = node(&redis, "alpha", "");
+    let sid = a.session().await;
+    wait_synced(&a).await;
+    let cfg = common::temp_path("toml");
+    std::fs::write(&cfg, format!("[redis]\nurl = \"{}\"\n", redis.url())).unwrap();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_mcpd"))
+            .arg("sessions")
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&[]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains(&sid)
+            && out.contains("alpha")
+            && out.contains("alive")
+            && out.contains("1 session(s)"),
+        "{out}"
+    );
+    let (_, out) = run(&["count"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("alpha") && l.contains(" 1 ") && l.ends_with("alive")),
+        "{out}"
+    );
+    let (_, out) = run(&["show", &sid]);
+    assert!(out.contains("node      alpha (alive)"), "{out}");
+    let (code, _) = run(&["show", "6a1f0c3e-2b4d-4e8f-9a7b-1c2d3e4f5a6b"]);
+    assert_eq!(code, Some(1));
+}
