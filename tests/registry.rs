@@ -370,3 +370,63 @@ async fn mcpd_sessions_lists_counts_and_shows_where_sessions_live() {
     let (code, _) = run(&["show", "6a1f0c3e-2b4d-4e8f-9a7b-1c2d3e4f5a6b"]);
     assert_eq!(code, Some(1));
 }
+
+#[tokio::test]
+async fn a_used_sessions_ttl_is_refreshed_at_most_once_per_touch_interval() {
+    let redis = Redis::start();
+    let s = node(
+        &redis,
+        "n1",
+        "session_ttl = \"1h\"\ntouch_interval = \"1s\"\n",
+    );
+    let sid = s.session().await;
+    wait_synced(&s).await;
+    let key = format!("mcp:session:{sid}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    redis.cmd(&["EXPIRE", &key, "100"]);
+    s.assert_alive(&sid).await; // due: refreshes
+    assert!(
+        redis.wait_until(Duration::from_secs(3), |r| r.cmd(&["TTL", &key]).int()
+            > 3500),
+        "refreshed"
+    );
+    redis.cmd(&["EXPIRE", &key, "100"]);
+    s.assert_alive(&sid).await; // within the interval: no refresh
+    wait_synced(&s).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        redis.cmd(&["TTL", &key]).int() <= 100,
+        "not refreshed twice within touch_interval"
+    );
+}
+
+#[tokio::test]
+async fn a_hung_redis_does_not_slow_requests_and_the_registry_recovers() {
+    let redis = Redis::start();
+    let s = node(&redis, "n1", "command_timeout = \"500ms\"\n");
+    let before = s.session().await;
+    wait_synced(&s).await;
+    redis.signal("STOP");
+    let started = std::time::Instant::now();
+    let during = s.session().await;
+    s.assert_alive(&before).await;
+    s.assert_alive(&during).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "served without waiting on Redis: {:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await; // let writes time out
+    redis.signal("CONT");
+    wait_synced(&s).await;
+    let mut want = vec![
+        format!("mcp:session:{before}"),
+        format!("mcp:session:{during}"),
+    ];
+    want.sort();
+    assert!(
+        redis.wait_until(Duration::from_secs(5), |r| r.keys("mcp:session:*") == want),
+        "{:?}",
+        redis.keys("mcp:session:*")
+    );
+}

@@ -118,6 +118,18 @@ impl Redis {
         read_reply(&mut BufReader::new(sock))
     }
 
+    /// Sends a signal (`STOP` hangs the server, `CONT` resumes it).
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(c.id().to_string())
+                .status()
+                .expect("kill");
+            assert!(ok.success());
+        }
+    }
+
     /// Kills the server with SIGKILL (the data already on disk stays).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -159,6 +171,7 @@ impl Redis {
 
 impl Drop for Redis {
     fn drop(&mut self) {
+        self.signal("CONT");
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
