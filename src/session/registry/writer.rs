@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use fred::interfaces::{ClientLike, EventInterface, KeysInterface, SetsInterface};
 use fred::types::{Expiration, Value};
+use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::queue::Batch;
@@ -32,16 +33,19 @@ pub(super) async fn run(reg: Registry, table: Arc<SessionTable>, stop: Cancellat
     let mut needs_resync = true;
     let mut beat_due = true;
     let mut was_connected = false;
+    let mut reconnect_events = true;
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             () = inner.wake.notified() => {}
             _ = heartbeat.tick() => beat_due = true,
-            r = reconnects.recv() => {
-                if r.is_ok() {
-                    needs_resync = true;
-                }
-            }
+            r = reconnects.recv(), if reconnect_events => match r {
+                // A reconnect (or reconnects we missed) means Redis may have lost or kept anything.
+                Ok(_) | Err(RecvError::Lagged(_)) => needs_resync = true,
+                // No more events (the client is going away): rely on the state checks below
+                // rather than spin on a closed channel.
+                Err(RecvError::Closed) => reconnect_events = false,
+            },
         }
         let connected = inner.client.is_connected();
         if connected != was_connected {
