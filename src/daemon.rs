@@ -1,4 +1,5 @@
-//! The process lifecycle: bind, serve, and the drain on SIGTERM/SIGINT.
+//! The process lifecycle: bind, serve, systemd notifications (READY, STATUS, WATCHDOG,
+//! STOPPING), and the drain on SIGTERM/SIGINT.
 //!
 //! Drain order: `/healthz` turns 503 and new `initialize` requests get 503 (`draining`); after
 //! `shutdown.grace` every open SSE stream gets a jittered `retry:` and ends (`closing`), the
@@ -9,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sd_notify::NotifyState;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
@@ -21,6 +23,8 @@ use crate::session::{CloseReason, SessionTable};
 
 /// How long connections may take to finish once sessions are closed.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+/// How often `STATUS=` is refreshed for `systemctl status`.
+const STATUS_PERIOD: Duration = Duration::from_secs(5);
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -92,12 +96,30 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         "mcpd listening on http://{addr}{}",
         cfg.server.path
     );
+    // Ready once the listener is bound: Redis is not a readiness dependency (it may be down and
+    // the node still serves).
+    notify(&[
+        NotifyState::Ready,
+        NotifyState::Status(&status_line(&table, "serving", addr)),
+    ]);
+    let finished = CancellationToken::new();
+    let supervisor = tokio::spawn(supervise(
+        Arc::clone(&table),
+        addr,
+        draining.clone(),
+        finished.clone(),
+    ));
 
     let which = tokio::select! {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
     };
     tracing::info!(signal = which, sessions = table.len(), grace = %cfg.shutdown.grace, "draining");
+    notify(&[
+        NotifyState::Stopping,
+        NotifyState::Status(&status_line(&table, "draining", addr)),
+    ]);
+    crate::telemetry::metrics().set_draining();
     draining.cancel();
     let second = async {
         tokio::select! {
@@ -124,5 +146,66 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             tracing::warn!("second signal: exiting without finishing the drain");
         }
     }
+    finished.cancel();
+    let _ = supervisor.await;
     Ok(())
+}
+
+/// Tells systemd something; a no-op without `NOTIFY_SOCKET` (not started by systemd).
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+/// What `systemctl status` shows: phase, address, live sessions, registry state.
+fn status_line(table: &SessionTable, phase: &str, addr: std::net::SocketAddr) -> String {
+    let registry = match table.registry() {
+        None => "registry off".to_owned(),
+        Some(r) => {
+            let s = r.status();
+            format!(
+                "registry {}{}, queue {}",
+                s.state,
+                if s.synced { " (synced)" } else { "" },
+                s.queue
+            )
+        }
+    };
+    format!("{phase} on {addr}: {} sessions, {registry}", table.len())
+}
+
+/// Pets the systemd watchdog at half its period and refreshes `STATUS=` until the process is done
+/// (through the drain too, so a slow drain is not killed as a hang). The watchdog proves only
+/// that the runtime runs tasks: a Redis outage is no reason for systemd to restart the node (it
+/// is reported in `STATUS=` instead).
+async fn supervise(
+    table: Arc<SessionTable>,
+    addr: std::net::SocketAddr,
+    draining: CancellationToken,
+    finished: CancellationToken,
+) {
+    let watchdog = sd_notify::watchdog_enabled();
+    let period = watchdog.map_or(STATUS_PERIOD, |w| (w / 2).min(STATUS_PERIOD));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_status = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = finished.cancelled() => return,
+        }
+        if watchdog.is_some() {
+            notify(&[NotifyState::Watchdog]);
+        }
+        if last_status.elapsed() >= STATUS_PERIOD {
+            last_status = tokio::time::Instant::now();
+            let phase = if draining.is_cancelled() {
+                "draining"
+            } else {
+                "serving"
+            };
+            notify(&[NotifyState::Status(&status_line(&table, phase, addr))]);
+        }
+    }
 }

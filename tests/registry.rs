@@ -18,14 +18,7 @@ fn node(redis: &Redis, id: &str, extra: &str) -> Server {
 }
 
 async fn wait_synced(s: &Server) {
-    for _ in 0..200 {
-        let (_, h) = s.health().await;
-        if h["registry"]["synced"] == true && h["registry"]["queue"] == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("registry never synced: {}", s.health().await.1);
+    s.wait_registry_synced().await;
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! One hyper connection per accepted socket (HTTP/1.1, or h2c when the client opens with the
 //! HTTP/2 preface), `TCP_NODELAY` on every socket (small SSE and JSON writes must not wait for
 //! Nagle), a header-read timeout, and a cap on concurrent connections. Routes: the MCP endpoint
-//! (`/mcp` by default), `/healthz`. Everything MCP-specific is decided by [`crate::mcp`].
+//! (`/mcp` by default), `/healthz`, `/metrics`. Everything MCP-specific is decided by
+//! [`crate::mcp`].
 
 mod body;
 mod routes;

@@ -53,12 +53,35 @@ impl Router {
             self.mcp(req).await
         } else if path == "/healthz" {
             self.healthz(req.method())
+        } else if path == "/metrics" {
+            self.metrics(req.method())
         } else {
             json_response(
                 StatusCode::NOT_FOUND,
-                json!({"error": "not found", "endpoints": [&self.path, "/healthz"]}),
+                json!({"error": "not found", "endpoints": [&self.path, "/healthz", "/metrics"]}),
             )
         }
+    }
+
+    fn metrics(&self, method: &Method) -> Response<Body> {
+        if method != Method::GET && method != Method::HEAD {
+            let mut r = json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "use GET"}));
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        let sessions = self.endpoint.sessions();
+        let registry = sessions.registry().map(|r| {
+            let s = r.status();
+            (s.state == "connected", s.queue, s.errors)
+        });
+        let text = crate::telemetry::metrics().render(sessions.len(), registry);
+        let mut r = Response::new(Body::full(text));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        );
+        r
     }
 
     fn healthz(&self, method: &Method) -> Response<Body> {
@@ -108,6 +131,19 @@ impl Router {
         let reply = self
             .dispatch(method, &headers, &parts.headers, incoming)
             .await;
+        let method_label = match method {
+            HttpMethod::Post => "POST",
+            HttpMethod::Get => "GET",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Other => "other",
+        };
+        crate::telemetry::metrics()
+            .requests
+            .get_or_create(&crate::telemetry::metrics::RequestLabels {
+                method: method_label,
+                status: reply.status,
+            })
+            .inc();
         tracing::debug!(
             node = %self.node,
             method = %parts.method,

@@ -39,6 +39,7 @@ pub(crate) async fn post(
             Message::Response { id, result } => response(session, &id, result),
             Message::Request { id, method, params } => {
                 has_requests = true;
+                crate::telemetry::metrics().rpc(&method);
                 if method == "tools/call" {
                     let (tx, _) = emits.get_or_insert_with(|| mpsc::channel(EMIT_CAPACITY));
                     match prepare_call(shared, session, &id, params, tx.clone()) {

@@ -251,6 +251,7 @@ impl Endpoint {
         id: &jsonrpc::RequestId,
         params: Option<&serde_json::value::RawValue>,
     ) -> Reply {
+        crate::telemetry::metrics().rpc("initialize");
         if self.shared.draining.is_cancelled() {
             return Reply::unavailable("Service Unavailable: this node is shutting down", 1);
         }
@@ -283,6 +284,7 @@ impl Endpoint {
             return Reply::unavailable(format!("Service Unavailable: {full}"), 5);
         }
         session.touch();
+        crate::telemetry::metrics().sessions_created.inc();
         tracing::info!(
             session_id = %session.id(),
             client = %client_name,

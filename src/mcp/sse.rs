@@ -64,6 +64,22 @@ pub struct Follow {
     pub linger: bool,
 }
 
+/// Counts an open SSE connection for `/metrics` while it lives.
+struct OpenStream;
+
+impl OpenStream {
+    fn new() -> OpenStream {
+        crate::telemetry::metrics().sse_streams_open.inc();
+        OpenStream
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        crate::telemetry::metrics().sse_streams_open.dec();
+    }
+}
+
 struct State {
     reader: ReaderGuard,
     opts: Arc<FollowOpts>,
@@ -72,6 +88,7 @@ struct State {
     done: bool,
     linger: bool,
     _busy: BusyGuard,
+    _open: OpenStream,
 }
 
 struct FollowOpts {
@@ -103,6 +120,7 @@ pub fn follow(
         done: false,
         linger: f.linger,
         _busy: f.busy,
+        _open: OpenStream::new(),
     };
     stream::unfold(state, |mut st| async move {
         if st.done {

@@ -74,13 +74,20 @@ impl SessionTable {
     /// A request named `raw_id`, which this node does not hold: says why (logged once). Without a
     /// registry the miss is unclassified.
     pub async fn miss(&self, raw_id: &str) -> Miss {
-        match &self.registry {
+        let miss = match &self.registry {
             Some(r) => r.classify(raw_id).await,
             None => Miss {
                 class: MissClass::Unclassified,
                 owner: None,
             },
-        }
+        };
+        crate::telemetry::metrics()
+            .session_misses
+            .get_or_create(&crate::telemetry::metrics::ClassLabels {
+                class: miss.class.as_str(),
+            })
+            .inc();
+        miss
     }
 
     /// A DELETE for `raw_id`, which this node does not hold: its registry key goes anyway
@@ -144,6 +151,12 @@ impl SessionTable {
         if let Some(r) = &self.registry {
             r.closed(*id);
         }
+        crate::telemetry::metrics()
+            .sessions_closed
+            .get_or_create(&crate::telemetry::metrics::ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
         tracing::info!(
             session_id = %id,
             reason = reason.as_str(),

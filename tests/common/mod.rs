@@ -210,6 +210,18 @@ impl Server {
         assert_eq!(r.json()["result"]["content"][0]["text"], "Echo: still here");
     }
 
+    /// Waits until the node's registry is connected, synced and has nothing queued.
+    pub async fn wait_registry_synced(&self) {
+        for _ in 0..200 {
+            let (_, h) = self.health().await;
+            if h["registry"]["synced"] == true && h["registry"]["queue"] == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("registry never synced: {}", self.health().await.1);
+    }
+
     /// `/healthz` as JSON.
     pub async fn health(&self) -> (u16, Value) {
         let r = send(self.addr, "GET", "/healthz", &[], "").await;

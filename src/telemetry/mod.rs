@@ -1,5 +1,10 @@
-//! Log output: text on stderr, JSON lines, or journald (structured fields become journal fields:
-//! `journalctl -u mcpd SESSION_ID=…`).
+//! What the node tells operators: log output — text on stderr, JSON lines, or journald
+//! (structured fields become journal fields: `journalctl -u mcpd SESSION_ID=…`) — and
+//! [`metrics`] for `/metrics`.
+
+pub mod metrics;
+
+pub use metrics::metrics;
 
 use std::io::IsTerminal;
 

@@ -1,0 +1,236 @@
+//! `/metrics` in the Prometheus/OpenMetrics text format.
+//!
+//! One process-wide set, built on first use: counters are bumped where things happen (a session
+//! created or closed, a request answered, a miss classified, an SSE stream opened or closed) and
+//! gauges that mirror state (live sessions, registry queue, drain) are set when scraped.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Labels: why a session closed.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+/// Labels: an answered HTTP request on the MCP endpoint.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: &'static str,
+    pub status: u16,
+}
+
+/// Labels: a JSON-RPC request by method (a fixed set; anything else is `other`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    pub method: &'static str,
+}
+
+/// Labels: a miss by class.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabels {
+    pub class: &'static str,
+}
+
+/// The process's metrics.
+pub struct Metrics {
+    registry: Registry,
+    pub sessions_created: Counter,
+    pub sessions_closed: Family<ReasonLabels, Counter>,
+    pub requests: Family<RequestLabels, Counter>,
+    pub rpc_requests: Family<RpcLabels, Counter>,
+    pub session_misses: Family<ClassLabels, Counter>,
+    pub sse_streams_open: Gauge,
+    sessions_live: Gauge,
+    registry_queue: Gauge,
+    registry_up: Gauge,
+    registry_errors: Counter,
+    registry_errors_seen: AtomicU64,
+    draining: Gauge,
+    draining_flag: AtomicI64,
+}
+
+/// The JSON-RPC methods counted by name.
+const RPC_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+];
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("mcpd");
+        let m = Metrics {
+            sessions_created: Counter::default(),
+            sessions_closed: Family::default(),
+            requests: Family::default(),
+            rpc_requests: Family::default(),
+            session_misses: Family::default(),
+            sse_streams_open: Gauge::default(),
+            sessions_live: Gauge::default(),
+            registry_queue: Gauge::default(),
+            registry_up: Gauge::default(),
+            registry_errors: Counter::default(),
+            registry_errors_seen: AtomicU64::new(0),
+            draining: Gauge::default(),
+            draining_flag: AtomicI64::new(0),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "sessions",
+            "Live sessions on this node",
+            m.sessions_live.clone(),
+        );
+        registry.register(
+            "sessions_created",
+            "Sessions created",
+            m.sessions_created.clone(),
+        );
+        registry.register(
+            "sessions_closed",
+            "Sessions closed, by reason (delete, idle, init-timeout, shutdown)",
+            m.sessions_closed.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "Requests on the MCP endpoint, by HTTP method and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "rpc_requests",
+            "JSON-RPC requests, by method",
+            m.rpc_requests.clone(),
+        );
+        registry.register(
+            "session_misses",
+            "Requests for sessions this node does not hold, by class",
+            m.session_misses.clone(),
+        );
+        registry.register(
+            "sse_streams_open",
+            "Open SSE connections",
+            m.sse_streams_open.clone(),
+        );
+        registry.register(
+            "registry_queue_depth",
+            "Registry operations waiting for Redis",
+            m.registry_queue.clone(),
+        );
+        registry.register(
+            "registry_connected",
+            "1 while the registry is connected to Redis",
+            m.registry_up.clone(),
+        );
+        registry.register(
+            "registry_errors",
+            "Failed registry pipelines and lookups",
+            m.registry_errors.clone(),
+        );
+        registry.register(
+            "draining",
+            "1 once the node started draining",
+            m.draining.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Counts a JSON-RPC request.
+    pub fn rpc(&self, method: &str) {
+        let method = RPC_METHODS
+            .iter()
+            .find(|m| **m == method)
+            .copied()
+            .unwrap_or("other");
+        self.rpc_requests.get_or_create(&RpcLabels { method }).inc();
+    }
+
+    /// Marks the drain.
+    pub fn set_draining(&self) {
+        self.draining_flag.store(1, Ordering::Relaxed);
+    }
+
+    /// Renders the text exposition with the scrape-time gauges set.
+    pub fn render(&self, live_sessions: usize, registry: Option<(bool, usize, u64)>) -> String {
+        self.sessions_live
+            .set(i64::try_from(live_sessions).unwrap_or(i64::MAX));
+        self.draining
+            .set(self.draining_flag.load(Ordering::Relaxed));
+        if let Some((connected, queue, errors)) = registry {
+            self.registry_up.set(i64::from(connected));
+            self.registry_queue
+                .set(i64::try_from(queue).unwrap_or(i64::MAX));
+            let seen = self.registry_errors_seen.swap(errors, Ordering::Relaxed);
+            self.registry_errors.inc_by(errors.saturating_sub(seen));
+        }
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.push_str("# encoding failed\n");
+        }
+        out
+    }
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_names_every_family_and_counts_unknown_methods_as_other() {
+        let m = Metrics::new();
+        m.sessions_created.inc();
+        m.sessions_closed
+            .get_or_create(&ReasonLabels { reason: "idle" })
+            .inc();
+        m.requests
+            .get_or_create(&RequestLabels {
+                method: "POST",
+                status: 200,
+            })
+            .inc();
+        m.rpc("tools/call");
+        m.rpc("made/up");
+        m.session_misses
+            .get_or_create(&ClassLabels { class: "misroute" })
+            .inc();
+        let text = m.render(3, Some((true, 2, 5)));
+        for line in [
+            "mcpd_sessions 3",
+            "mcpd_sessions_created_total 1",
+            "mcpd_sessions_closed_total{reason=\"idle\"} 1",
+            "mcpd_http_requests_total{method=\"POST\",status=\"200\"} 1",
+            "mcpd_rpc_requests_total{method=\"tools/call\"} 1",
+            "mcpd_rpc_requests_total{method=\"other\"} 1",
+            "mcpd_session_misses_total{class=\"misroute\"} 1",
+            "mcpd_registry_queue_depth 2",
+            "mcpd_registry_connected 1",
+            "mcpd_registry_errors_total 5",
+            "mcpd_draining 0",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        let again = m.render(3, Some((true, 0, 7)));
+        assert!(again.contains("mcpd_registry_errors_total 7"), "{again}");
+    }
+}
