@@ -87,9 +87,10 @@ async fn ready_status_watchdog_and_stopping_arrive_in_order() {
         "order: {seen:?}"
     );
     // The watchdog keeps being petted during the drain, so a slow drain is not killed as a hang.
+    let mut during_drain = Vec::new();
     assert!(collect(
         &sock,
-        &mut seen[..].to_vec(),
+        &mut during_drain,
         Duration::from_millis(400),
         |m| m.contains("WATCHDOG=1")
     ));
