@@ -25,24 +25,41 @@ pub enum TelemetryError {
     Init(#[from] tracing_subscriber::util::TryInitError),
 }
 
+fn journald() -> Result<tracing_journald::Layer, TelemetryError> {
+    Ok(tracing_journald::layer()
+        .map_err(TelemetryError::Journald)?
+        .with_field_prefix(None)
+        .with_syslog_identifier("mcpd".to_owned()))
+}
+
+fn text<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+}
+
 /// Installs the global subscriber described by `log`. `auto` means journald when systemd gave us a
 /// journal stream (`JOURNAL_STREAM`), text otherwise.
 pub fn init(log: &Log) -> Result<(), TelemetryError> {
     let filter = EnvFilter::try_new(&log.level)?;
-    let format = match log.format {
-        LogFormat::Auto if std::env::var_os("JOURNAL_STREAM").is_some() => LogFormat::Journald,
-        LogFormat::Auto => LogFormat::Text,
-        other => other,
-    };
+    let journal_stream = std::env::var_os("JOURNAL_STREAM").is_some();
     let registry = tracing_subscriber::registry().with(filter);
-    match format {
+    match log.format {
         LogFormat::Journald => {
-            let layer = tracing_journald::layer()
-                .map_err(TelemetryError::Journald)?
-                .with_field_prefix(None)
-                .with_syslog_identifier("mcpd".to_owned());
-            registry.with(layer).try_init()?;
+            registry.with(journald()?).try_init()?;
         }
+        // Started by systemd with the journal on stdout/stderr: write native journal entries, so
+        // fields stay queryable; if journald cannot be reached after all, text still works.
+        LogFormat::Auto if journal_stream => match journald() {
+            Ok(layer) => registry.with(layer).try_init()?,
+            Err(e) => {
+                registry.with(text()).try_init()?;
+                tracing::warn!(error = %e, "journald unreachable; logging text to stderr");
+            }
+        },
         LogFormat::Json => {
             let layer = tracing_subscriber::fmt::layer()
                 .json()
@@ -50,12 +67,7 @@ pub fn init(log: &Log) -> Result<(), TelemetryError> {
                 .with_current_span(false);
             registry.with(layer).try_init()?;
         }
-        LogFormat::Text | LogFormat::Auto => {
-            let layer = tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal());
-            registry.with(layer).try_init()?;
-        }
+        LogFormat::Text | LogFormat::Auto => registry.with(text()).try_init()?,
     }
     Ok(())
 }
