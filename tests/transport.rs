@@ -437,6 +437,11 @@ async fn healthz_reports_node_and_session_count_and_other_paths_404() {
     assert_eq!(h["sessions"], 0);
     s.session().await;
     assert_eq!(s.health().await.1["sessions"], 1);
+    for path in ["/healthz", "/metrics"] {
+        let r = send(s.addr, "POST", path, &[], "").await;
+        assert_eq!(r.status, 405, "{path}");
+        assert_eq!(r.header("allow"), Some("GET, HEAD"), "{path}");
+    }
     assert_eq!(send(s.addr, "GET", "/", &[], "").await.status, 404);
     assert_eq!(
         send(s.addr, "POST", "/mcp/extra", &POST_HEADERS, "{}")

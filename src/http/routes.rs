@@ -64,11 +64,8 @@ impl Router {
     }
 
     fn metrics(&self, method: &Method) -> Response<Body> {
-        if method != Method::GET && method != Method::HEAD {
-            let mut r = json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "use GET"}));
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return r;
+        if let Some(refused) = get_only(method) {
+            return refused;
         }
         let sessions = self.endpoint.sessions();
         let registry = sessions.registry().map(|r| {
@@ -85,11 +82,8 @@ impl Router {
     }
 
     fn healthz(&self, method: &Method) -> Response<Body> {
-        if method != Method::GET && method != Method::HEAD {
-            let mut r = json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "use GET"}));
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return r;
+        if let Some(refused) = get_only(method) {
+            return refused;
         }
         let (status, state) = if self.draining.is_cancelled() {
             (StatusCode::SERVICE_UNAVAILABLE, "draining")
@@ -283,6 +277,17 @@ fn into_response(reply: Reply) -> Response<Body> {
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
+}
+
+/// 405 with `Allow: GET, HEAD` for anything but GET and HEAD (the operational endpoints).
+fn get_only(method: &Method) -> Option<Response<Body>> {
+    if method == Method::GET || method == Method::HEAD {
+        return None;
+    }
+    let mut r = json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "use GET"}));
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    Some(r)
 }
 
 fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Body> {
