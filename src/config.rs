@@ -28,8 +28,8 @@ pub const SYSTEM_CONFIG_PATH: &str = "/etc/mcpd/mcpd.toml";
 /// A configuration that could not be loaded; the message always names the offending key or file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The layers could not be parsed or did not fit the schema (figment names the key and source).
-    #[error("{0}")]
+    /// The layers could not be parsed or did not fit the schema.
+    #[error("{}", describe(.0))]
     Load(Box<figment::Error>),
     /// A value parsed but is not acceptable.
     #[error("invalid value for `{key}`: {message}")]
@@ -337,6 +337,37 @@ impl Config {
         // Serializing plain structs of strings, numbers and lists cannot fail.
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
+}
+
+/// figment's errors, one per line, in the operator's terms: the key as written in the file
+/// (`server.listen`) or the variable (`MCPD_SERVER__LISTEN`), and the file's real path.
+fn describe(e: &figment::Error) -> String {
+    let lines: Vec<String> = e
+        .clone()
+        .into_iter()
+        .map(|one| {
+            let from_env = one
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.name.contains("environment"));
+            let source = one.metadata.as_ref().map(|m| match &m.source {
+                Some(figment::Source::File(p)) => p.display().to_string(),
+                _ => m.name.to_string(),
+            });
+            let key = if one.path.is_empty() {
+                String::new()
+            } else if from_env {
+                format!("`MCPD_{}` ", one.path.join("__").to_uppercase())
+            } else {
+                format!("`{}` ", one.path.join("."))
+            };
+            match source {
+                Some(s) => format!("{key}in {s}: {}", one.kind),
+                None => format!("{key}: {}", one.kind),
+            }
+        })
+        .collect();
+    lines.join("\n")
 }
 
 fn is_token(s: &str) -> bool {

@@ -58,7 +58,7 @@ pub struct RegistryConfig {
 
 /// The registry could not be set up (a bad URL; connection problems are never errors).
 #[derive(Debug, thiserror::Error)]
-#[error("redis.url: {0}")]
+#[error("invalid redis.url")]
 pub struct RegistryError(#[from] fred::error::Error);
 
 /// Why a request named a session this node does not hold.
