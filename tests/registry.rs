@@ -159,7 +159,7 @@ async fn misses_are_classified_and_logged_once_with_their_fields() {
     );
 
     // unknown: nobody registered it.
-    let nobody = "6a1f0c3e-2b4d-4e8f-9a7b-1c2d3e4f5a6b";
+    let nobody = "6a1f0c3e-2b4d-4e8f-9a7b-1c2d3e4f5a6b-0badc0de";
     b.post(Some(nobody), &ping).await.assert_error(404, -32001);
     assert!(
         b.wait_log(
@@ -172,7 +172,7 @@ async fn misses_are_classified_and_logged_once_with_their_fields() {
 
     // unclassified: Redis does not answer.
     redis.kill();
-    let later = "7b2a1d4f-3c5e-4f9a-8b6c-2d3e4f5a6b7c";
+    let later = "7b2a1d4f-3c5e-4f9a-8b6c-2d3e4f5a6b7c-0badc0de";
     let started = std::time::Instant::now();
     b.post(Some(later), &ping).await.assert_error(404, -32001);
     assert!(

@@ -15,7 +15,7 @@ async fn initialize_returns_a_session_id_and_echoes_each_supported_version() {
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.header("content-type"), Some("application/json"));
         let sid = r.header("mcp-session-id").expect("session id");
-        assert_eq!(sid.len(), 36);
+        assert_eq!(sid.len(), 45, "a UUIDv4 and the owner tag");
         assert!(
             sid.bytes().all(|b| (0x21..=0x7e).contains(&b)),
             "visible ASCII"

@@ -19,7 +19,7 @@ use super::transport::{self, OriginPolicy, Reply, RequestHeaders};
 use crate::catalog::{CallInfo, Catalog};
 use crate::config::Config;
 use crate::session::{
-    ProtocolVersion, ReaderGuard, Session, SessionId, SessionParams, SessionTable,
+    OwnerTag, ProtocolVersion, ReaderGuard, Session, SessionId, SessionParams, SessionTable,
 };
 
 /// HTTP methods, as far as the endpoint cares.
@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub table: Arc<SessionTable>,
     pub catalog: Catalog,
     pub node: Arc<str>,
+    /// This node's tag in the session ids it mints.
+    pub owner: OwnerTag,
     pub started: Instant,
     pub limits: Limits,
     pub policy: OriginPolicy,
@@ -120,6 +122,7 @@ impl Endpoint {
                 table,
                 catalog: Catalog::new(cfg.catalog.conformance),
                 node: cfg.server.node_id.as_str().into(),
+                owner: OwnerTag::of(&cfg.server.node_id),
                 started: Instant::now(),
                 limits: Limits {
                     keep_alive: cfg.session.keep_alive.get(),
@@ -270,7 +273,7 @@ impl Endpoint {
             .unwrap_or("unknown")
             .into();
         let session = Arc::new(Session::new(
-            SessionId::random(),
+            SessionId::minted_by(self.shared.owner),
             SessionParams {
                 protocol,
                 client_info: p.client_info,

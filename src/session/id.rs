@@ -7,22 +7,78 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// A session id: a random UUIDv4 from the OS CSPRNG (122 random bits), written hyphenated in
-/// lower case. Only ids of exactly that form are ever looked up, so a header value is either one
-/// of ours or unknown.
+/// Which node minted a session: a 32-bit tag derived from the node id. It travels inside the
+/// session id so that any node can tell, without asking Redis, where a session lives. It is a
+/// routing hint, never an authority: the registry has the last word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(Uuid);
+pub struct OwnerTag(u32);
+
+impl OwnerTag {
+    /// The tag of `node` (FNV-1a: stable across builds and versions, unlike `std`'s hasher).
+    pub fn of(node: &str) -> OwnerTag {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in node.bytes() {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        OwnerTag(h)
+    }
+}
+
+impl fmt::Display for OwnerTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:08x}", self.0)
+    }
+}
+
+impl FromStr for OwnerTag {
+    type Err = BadSessionId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 8 {
+            return Err(BadSessionId);
+        }
+        u32::from_str_radix(s, 16)
+            .map(OwnerTag)
+            .map_err(|_| BadSessionId)
+    }
+}
+
+/// A session id: a random UUIDv4 from the OS CSPRNG (122 random bits) followed by the minting
+/// node's [`OwnerTag`], written `<uuid>-<tag>` in lower case (45 visible ASCII characters). Only
+/// ids of exactly that form are ever looked up, so a header value is either one of ours or
+/// unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId {
+    uuid: Uuid,
+    owner: OwnerTag,
+}
 
 impl SessionId {
-    /// A fresh id. `uuid`'s v4 draws from `getrandom`, the OS CSPRNG.
+    /// A fresh id minted by the node tagged `owner`. `uuid`'s v4 draws from `getrandom`, the OS
+    /// CSPRNG.
+    pub fn minted_by(owner: OwnerTag) -> SessionId {
+        SessionId {
+            uuid: Uuid::new_v4(),
+            owner,
+        }
+    }
+
+    /// A fresh id for tests.
+    #[cfg(test)]
     pub fn random() -> SessionId {
-        SessionId(Uuid::new_v4())
+        Self::minted_by(OwnerTag::of("test"))
+    }
+
+    /// The node that minted it.
+    pub fn owner(&self) -> OwnerTag {
+        self.owner
     }
 }
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0.hyphenated(), f)
+        write!(f, "{}-{}", self.uuid.hyphenated(), self.owner)
     }
 }
 
@@ -35,16 +91,19 @@ impl FromStr for SessionId {
     type Err = BadSessionId;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        // Accept only the canonical 36-character hyphenated form we hand out; `Uuid::parse_str`
-        // alone would also take braces, URNs and the simple form.
-        if s.len() != 36 {
+        // Only the exact form we hand out: `Uuid::parse_str` alone would also take braces, URNs
+        // and the simple form.
+        if s.len() != 45 || s.as_bytes()[36] != b'-' {
             return Err(BadSessionId);
         }
-        let uuid = Uuid::parse_str(s).map_err(|_| BadSessionId)?;
+        let uuid = Uuid::parse_str(&s[..36]).map_err(|_| BadSessionId)?;
         if uuid.get_version_num() != 4 {
             return Err(BadSessionId);
         }
-        Ok(SessionId(uuid))
+        Ok(SessionId {
+            uuid,
+            owner: s[37..].parse()?,
+        })
     }
 }
 
@@ -71,22 +130,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_minted_id_parses_back_and_other_forms_do_not() {
-        let id = SessionId::random();
+    fn a_minted_id_parses_back_with_its_owner_and_other_forms_do_not() {
+        let owner = OwnerTag::of("node-a");
+        let id = SessionId::minted_by(owner);
         let text = id.to_string();
-        assert_eq!(text.len(), 36);
+        assert_eq!(text.len(), 45);
+        assert!(text.bytes().all(|b| (0x21..=0x7e).contains(&b)));
         assert_eq!(text.parse::<SessionId>(), Ok(id));
+        assert_eq!(text.parse::<SessionId>().map(|i| i.owner()), Ok(owner));
         assert!(text.to_uppercase().parse::<SessionId>().is_ok());
+        let uuid_only = &text[..36];
         for bad in [
             "",
             "abc",
-            "00000000-0000-0000-0000-000000000000",
+            uuid_only,
+            "00000000-0000-0000-0000-000000000000-00000000",
             &text.replace('-', ""),
             &format!("{{{text}}}"),
+            &format!("{uuid_only}-zzzzzzzz"),
+            &format!("{uuid_only}_{owner}"),
             "../../etc/passwd",
         ] {
             assert!(bad.parse::<SessionId>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn owner_tags_are_stable_and_differ_between_nodes() {
+        assert_eq!(OwnerTag::of("a").to_string(), "e40c292c");
+        assert_ne!(OwnerTag::of("node-1"), OwnerTag::of("node-2"));
     }
 
     #[test]

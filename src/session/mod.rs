@@ -18,7 +18,7 @@ mod state;
 mod stream;
 mod table;
 
-pub use id::{RequestId, SessionId};
+pub use id::{OwnerTag, RequestId, SessionId};
 pub use params::{ProtocolVersion, SessionParams};
 pub use state::{BusyGuard, ClientReply, InFlightError, PendingRequest, Session};
 pub use stream::{EventLog, Read, ReaderGuard, StreamId};
