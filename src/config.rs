@@ -208,11 +208,16 @@ impl Config {
         Ok(figment.merge(Env::prefixed("MCPD_").split("__")))
     }
 
-    /// The registry settings, or `None` when `redis.url` is empty.
-    pub fn registry(&self) -> Option<crate::session::registry::RegistryConfig> {
+    /// The registry settings for a listener bound at `bound`, or `None` when `redis.url` is
+    /// empty.
+    pub fn registry(
+        &self,
+        bound: std::net::SocketAddr,
+    ) -> Option<crate::session::registry::RegistryConfig> {
         (!self.redis.url.is_empty()).then(|| crate::session::registry::RegistryConfig {
             url: self.redis.url.clone(),
             node: self.server.node_id.clone(),
+            advertise_url: self.advertise_url(bound),
             key_prefix: self.redis.key_prefix.clone(),
             session_ttl: self.redis.session_ttl.get(),
             touch_interval: self.redis.touch_interval.get(),
@@ -221,6 +226,16 @@ impl Config {
             command_timeout: self.redis.command_timeout.get(),
             max_queued_deletes: self.redis.queue_limit,
         })
+    }
+
+    /// How peers reach this node: `cluster.advertise_url`, or `http://<bound>` (the address the
+    /// listener actually got, which matters when `server.listen` asks for port 0).
+    pub fn advertise_url(&self, bound: std::net::SocketAddr) -> String {
+        if self.cluster.advertise_url.is_empty() {
+            format!("http://{bound}")
+        } else {
+            self.cluster.advertise_url.trim_end_matches('/').to_owned()
+        }
     }
 
     /// Extracts and validates.
@@ -311,6 +326,23 @@ impl Config {
             return invalid(
                 "redis.touch_interval",
                 "must be shorter than redis.session_ttl".into(),
+            );
+        }
+        let advertise = &self.cluster.advertise_url;
+        let well_formed = advertise.starts_with("http://") && advertise.len() > "http://".len();
+        if !(advertise.is_empty() || well_formed) {
+            return invalid(
+                "cluster.advertise_url",
+                "must be http://host:port (the node's internal address)".into(),
+            );
+        }
+        if advertise.is_empty() && !url.is_empty() && self.server.listen.ip().is_unspecified() {
+            return invalid(
+                "cluster.advertise_url",
+                format!(
+                    "must be set when server.listen is the wildcard {}: peers need an address they can reach",
+                    self.server.listen
+                ),
             );
         }
         if self

@@ -56,7 +56,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let draining = CancellationToken::new();
     let closing = CancellationToken::new();
     let stop = CancellationToken::new();
-    let registry = cfg.registry().map(Registry::new).transpose()?;
+    let registry = cfg.registry(addr).map(Registry::new).transpose()?;
     let table = Arc::new(SessionTable::new(
         cfg.session.max_sessions,
         registry.clone(),

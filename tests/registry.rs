@@ -41,10 +41,16 @@ async fn initialize_writes_the_session_key_with_its_ttl_owner_and_node_set() {
         redis.cmd(&["SMEMBERS", "mcp:node:n1:sessions"]).strings(),
         vec![sid.clone()]
     );
+    let beat: serde_json::Value =
+        serde_json::from_str(redis.cmd(&["GET", "mcp:node:n1"]).str().unwrap()).unwrap();
     assert_eq!(
-        redis.cmd(&["GET", "mcp:node:n1"]).str(),
-        record["boot"].as_str(),
+        beat["boot"], record["boot"],
         "heartbeat carries the boot id"
+    );
+    assert_eq!(
+        beat["url"],
+        format!("http://{}", s.addr),
+        "and where peers reach the node"
     );
     let hb_ttl = redis.cmd(&["PTTL", "mcp:node:n1"]).int();
     assert!(

@@ -8,7 +8,7 @@ use fred::interfaces::{ClientLike, KeysInterface};
 use fred::types::Value;
 use futures_util::StreamExt;
 
-use super::keys::{Keys, SessionRecord};
+use super::keys::{Keys, NodeBeat, SessionRecord};
 
 /// One registered session.
 #[derive(Debug, Clone)]
@@ -97,8 +97,11 @@ async fn read(
     }
     let mut heartbeats: HashMap<String, Option<String>> = HashMap::new();
     for node in per_node.keys() {
-        let boot: Option<String> = client.get(keys.heartbeat(node)).await?;
-        heartbeats.insert(node.clone(), boot);
+        let raw: Option<String> = client.get(keys.heartbeat(node)).await?;
+        heartbeats.insert(
+            node.clone(),
+            raw.as_deref().and_then(NodeBeat::decode).map(|b| b.boot),
+        );
     }
     for s in &mut sessions {
         s.owner_alive = heartbeats.get(&s.node).and_then(|b| b.as_deref()) == Some(s.boot.as_str());

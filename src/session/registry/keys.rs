@@ -45,6 +45,17 @@ impl Keys {
         format!("{}node:{node}", self.prefix)
     }
 
+    /// The pattern matching every heartbeat key (and, with `:sessions`, the node sets).
+    pub fn node_pattern(&self) -> String {
+        format!("{}node:*", self.prefix)
+    }
+
+    /// The node named by a heartbeat key (not by a node-set key).
+    pub fn node_of(&self, key: &str) -> Option<String> {
+        let node = key.strip_prefix(&self.prefix)?.strip_prefix("node:")?;
+        (!node.contains(':')).then(|| node.to_owned())
+    }
+
     /// A node's set of session ids.
     pub fn node_sessions(&self, node: &str) -> String {
         format!("{}node:{node}:sessions", self.prefix)
@@ -72,6 +83,27 @@ impl SessionRecord {
 
     /// Reads a stored record; `None` for anything that is not one of ours.
     pub fn decode(raw: &str) -> Option<SessionRecord> {
+        serde_json::from_str(raw).ok()
+    }
+}
+
+/// What a node's heartbeat says: which process (boot) is alive, and where peers reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeBeat {
+    /// The live process's boot id.
+    pub boot: String,
+    /// The node's internal base URL (`cluster.advertise_url`), for forwarding.
+    pub url: String,
+}
+
+impl NodeBeat {
+    /// The JSON stored in Redis.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a stored heartbeat; `None` for anything else.
+    pub fn decode(raw: &str) -> Option<NodeBeat> {
         serde_json::from_str(raw).ok()
     }
 }

@@ -29,9 +29,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use inspect::{inspect, Inspection, NodeSummary, RegisteredSession};
-pub use keys::{Keys, SessionRecord};
+pub use keys::{Keys, NodeBeat, SessionRecord};
 
-use super::{Session, SessionId, SessionTable};
+use super::{OwnerTag, Session, SessionId, SessionTable};
 use queue::Queue;
 
 /// A miss is logged at WARN once per session id within this window; repeats go to DEBUG, so a
@@ -47,6 +47,8 @@ const MAX_QUEUED_TOUCHES: usize = 100_000;
 pub struct RegistryConfig {
     pub url: String,
     pub node: String,
+    /// How peers reach this node (`cluster.advertise_url`, resolved).
+    pub advertise_url: String,
     pub key_prefix: String,
     pub session_ttl: Duration,
     pub touch_interval: Duration,
@@ -130,6 +132,16 @@ struct Inner {
     errors: AtomicU64,
     synced: AtomicBool,
     logged: Mutex<HashMap<SessionId, Instant>>,
+    /// Live peers by owner tag, refreshed with every heartbeat (this node excluded).
+    peers: std::sync::RwLock<HashMap<OwnerTag, Peer>>,
+}
+
+/// Another live node, as its heartbeat describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub node: String,
+    pub boot: String,
+    pub url: String,
 }
 
 impl std::fmt::Debug for Registry {
@@ -158,6 +170,7 @@ impl Registry {
                 errors: AtomicU64::new(0),
                 synced: AtomicBool::new(false),
                 logged: Mutex::new(HashMap::new()),
+                peers: std::sync::RwLock::new(HashMap::new()),
             }),
         })
     }
@@ -166,6 +179,39 @@ impl Registry {
     /// a final flush once `stop` is cancelled.
     pub fn start(&self, table: Arc<SessionTable>, stop: CancellationToken) -> JoinHandle<()> {
         tokio::spawn(writer::run(self.clone(), table, stop))
+    }
+
+    /// The live peer that minted `id`, from the directory the heartbeats keep (no Redis read).
+    pub fn peer_for(&self, id: &SessionId) -> Option<Peer> {
+        self.inner
+            .peers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id.owner())
+            .cloned()
+    }
+
+    /// The live peer named `node`.
+    pub fn peer_named(&self, node: &str) -> Option<Peer> {
+        self.inner
+            .peers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find(|p| p.node == node)
+            .cloned()
+    }
+
+    fn set_peers(&self, peers: HashMap<OwnerTag, Peer>) {
+        *self.inner.peers.write().unwrap_or_else(|p| p.into_inner()) = peers;
+    }
+
+    /// This node's heartbeat value.
+    fn beat(&self) -> NodeBeat {
+        NodeBeat {
+            boot: self.inner.boot.clone(),
+            url: self.inner.cfg.advertise_url.clone(),
+        }
     }
 
     /// This process's boot id.
@@ -290,11 +336,11 @@ impl Registry {
                 owner: Some(record.node),
             };
         }
-        match client
+        let beat = client
             .get::<Option<String>, _>(self.inner.keys.heartbeat(&record.node))
-            .await
-        {
-            Ok(Some(boot)) if boot == record.boot => Miss {
+            .await;
+        match beat.map(|raw| raw.as_deref().and_then(NodeBeat::decode)) {
+            Ok(Some(beat)) if beat.boot == record.boot => Miss {
                 class: MissClass::Misroute,
                 owner: Some(record.node),
             },

@@ -79,8 +79,16 @@ pub(super) async fn run(reg: Registry, table: Arc<SessionTable>, stop: Cancellat
             continue;
         }
         let deletes = batch.deletes.clone();
+        let beat = beat_due;
         match flush(&reg, &batch, beat_due).await {
-            Ok(()) => beat_due = false,
+            Ok(()) => {
+                beat_due = false;
+                if beat {
+                    if let Err(e) = refresh_peers(&reg).await {
+                        tracing::debug!(node = %inner.node, error = %e, "peer directory refresh failed");
+                    }
+                }
+            }
             Err(e) => {
                 inner.errors.fetch_add(1, Ordering::Relaxed);
                 inner.synced.store(false, Ordering::Relaxed);
@@ -190,6 +198,46 @@ async fn resync(reg: &Registry, table: &SessionTable) -> FredResult<usize> {
     Ok(live.len())
 }
 
+/// Rebuilds the directory of live peers from their heartbeats (one SCAN and one pipelined read:
+/// a handful of keys in a cluster of a few nodes).
+async fn refresh_peers(reg: &Registry) -> FredResult<()> {
+    use futures_util::StreamExt;
+    let inner = &reg.inner;
+    let mut names = Vec::new();
+    let mut scan = inner
+        .client
+        .scan_buffered(inner.keys.node_pattern(), Some(100), None);
+    while let Some(key) = scan.next().await {
+        if let Some(node) = key?.as_str().and_then(|k| inner.keys.node_of(k)) {
+            if node != inner.node {
+                names.push(node);
+            }
+        }
+    }
+    let mut peers = std::collections::HashMap::new();
+    if !names.is_empty() {
+        let pipeline = inner.client.pipeline();
+        for node in &names {
+            let _: () = pipeline.get(inner.keys.heartbeat(node)).await?;
+        }
+        let values: Vec<Value> = pipeline.all().await?;
+        for (node, value) in names.into_iter().zip(values) {
+            if let Some(beat) = value.as_str().and_then(|raw| super::NodeBeat::decode(&raw)) {
+                peers.insert(
+                    crate::session::OwnerTag::of(&node),
+                    super::Peer {
+                        node,
+                        boot: beat.boot,
+                        url: beat.url,
+                    },
+                );
+            }
+        }
+    }
+    reg.set_peers(peers);
+    Ok(())
+}
+
 /// At shutdown: send what is queued (the drain's closes) and remove the heartbeat and the set.
 async fn final_cleanup(reg: &Registry) {
     let inner = &reg.inner;
@@ -229,7 +277,7 @@ fn heartbeat(reg: &Registry) -> Op {
         .max(1);
     Op::Set(
         inner.keys.heartbeat(&inner.node),
-        inner.boot.clone(),
+        reg.beat().encode(),
         Expiration::PX(ms),
     )
 }
