@@ -112,6 +112,18 @@ fn errors_name_the_key_and_exit_78() {
             "redis.key_prefix",
         ),
         (
+            file("[cluster]\nadvertise_url = \"10.0.0.1:8080\"\n"),
+            vec![],
+            "cluster.advertise_url",
+        ),
+        (
+            file(
+                "[server]\nlisten = \"0.0.0.0:8080\"\n[redis]\nurl = \"redis://127.0.0.1:6379\"\n",
+            ),
+            vec![],
+            "cluster.advertise_url",
+        ),
+        (
             file("[redis]\nlookup_timeout = \"0ms\"\n"),
             vec![],
             "redis.lookup_timeout",
