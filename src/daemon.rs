@@ -16,7 +16,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::http::{self, Router, ServerOptions};
+use crate::http::{self, Forwarder, Router, ServerOptions};
 use crate::mcp::Endpoint;
 use crate::session::registry::Registry;
 use crate::session::{CloseReason, SessionTable};
@@ -73,6 +73,11 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         cfg.server.max_body_bytes,
         cfg.server.body_read_timeout.get(),
         draining.clone(),
+        Forwarder::new(
+            &cfg.server.node_id,
+            (!cfg.cluster.peer_secret.is_empty()).then_some(cfg.cluster.peer_secret.as_str()),
+            cfg.session.request_timeout.get(),
+        ),
     ));
     let reaper = tokio::spawn(Arc::clone(&table).run_reaper(
         cfg.session.idle_timeout.get(),

@@ -107,8 +107,10 @@ async fn closing_removes_the_key_by_delete_and_by_reaping() {
 #[tokio::test]
 async fn delete_removes_the_key_even_when_this_node_does_not_hold_the_session() {
     let redis = Redis::start();
-    let a = node(&redis, "a", "");
-    let b = node(&redis, "b", "");
+    // The ADR's strict mode: without forwarding, b answers 404 but removes the key anyway.
+    let strict = "[cluster]\nforward_misroutes = false\n";
+    let a = node(&redis, "a", strict);
+    let b = node(&redis, "b", strict);
     let sid = a.session().await;
     let key = format!("mcp:session:{sid}");
     assert!(
@@ -127,9 +129,11 @@ async fn delete_removes_the_key_even_when_this_node_does_not_hold_the_session() 
 #[tokio::test]
 async fn misses_are_classified_and_logged_once_with_their_fields() {
     let mut redis = Redis::start();
-    let a = node(&redis, "a", "");
-    let b = node(&redis, "b", "");
-    let mut c = node(&redis, "c", "");
+    // The ADR's strict mode (no forwarding): every miss is a 404 and a log line.
+    let strict = "[cluster]\nforward_misroutes = false\n";
+    let a = node(&redis, "a", strict);
+    let b = node(&redis, "b", strict);
+    let mut c = node(&redis, "c", strict);
     let on_a = a.session().await;
     let on_c = c.session().await;
     for n in [&a, &b, &c] {
@@ -146,6 +150,7 @@ async fn misses_are_classified_and_logged_once_with_their_fields() {
         "class=\"misroute\"",
         "owner_node=\"a\"",
         "node=b",
+        "action=\"404\"",
         &format!("session_id=\"{on_a}\""),
     ] {
         assert!(lines[0].contains(field), "{field} missing in {}", lines[0]);

@@ -7,6 +7,7 @@
 //! [`crate::mcp`].
 
 mod body;
+mod forward;
 mod routes;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 pub use body::Body;
+pub use forward::Forwarder;
 pub use routes::Router;
 
 /// Listener settings.

@@ -24,10 +24,12 @@ pub struct Router {
     max_body: usize,
     body_timeout: Duration,
     draining: CancellationToken,
+    forwarder: super::Forwarder,
 }
 
 impl Router {
-    /// `draining` turns `/healthz` to 503 (so load balancers move new clients away).
+    /// `draining` turns `/healthz` to 503 (so load balancers move new clients away);
+    /// `forwarder` relays misrouted requests to their owners.
     pub fn new(
         endpoint: Endpoint,
         path: String,
@@ -35,6 +37,7 @@ impl Router {
         max_body: usize,
         body_timeout: Duration,
         draining: CancellationToken,
+        forwarder: super::Forwarder,
     ) -> Router {
         Router {
             endpoint,
@@ -43,6 +46,7 @@ impl Router {
             max_body,
             body_timeout,
             draining,
+            forwarder,
         }
     }
 
@@ -122,9 +126,16 @@ impl Router {
         if let Err(reply) = self.endpoint.precheck(method, &headers) {
             return into_response(reply);
         }
-        let reply = self
+        let (mut reply, body) = self
             .dispatch(method, &headers, &parts.headers, incoming)
             .await;
+        if let Some(to) = reply.forward.take() {
+            tracing::debug!(node = %self.node, owner_node = %to.node, method = %parts.method, "forwarding to the session's owner");
+            return self
+                .forwarder
+                .forward(&to, &parts.method, &parts.uri, &parts.headers, body)
+                .await;
+        }
         let method_label = match method {
             HttpMethod::Post => "POST",
             HttpMethod::Get => "GET",
@@ -148,21 +159,23 @@ impl Router {
         into_response(reply)
     }
 
+    /// Runs the request through the endpoint. Returns the reply and the body it read (kept in
+    /// case the reply says to forward the request).
     async fn dispatch(
         &self,
         method: HttpMethod,
         headers: &RequestHeaders<'_>,
         raw: &HeaderMap,
         incoming: Incoming,
-    ) -> Reply {
+    ) -> (Reply, Bytes) {
         match method {
             HttpMethod::Post => match self.read_body(raw, incoming).await {
-                Ok(body) => self.endpoint.post(headers, body).await,
-                Err(reply) => reply,
+                Ok(body) => (self.endpoint.post(headers, body.clone()).await, body),
+                Err(reply) => (reply, Bytes::new()),
             },
-            HttpMethod::Get => self.endpoint.get(headers).await,
-            HttpMethod::Delete => self.endpoint.delete(headers).await,
-            HttpMethod::Other => Reply::method_not_allowed(),
+            HttpMethod::Get => (self.endpoint.get(headers).await, Bytes::new()),
+            HttpMethod::Delete => (self.endpoint.delete(headers).await, Bytes::new()),
+            HttpMethod::Other => (Reply::method_not_allowed(), Bytes::new()),
         }
     }
 
@@ -235,11 +248,13 @@ fn read_headers<'a>(
         protocol_version: get(mcp_header::PROTOCOL_VERSION, 400)?,
         last_event_id: get(mcp_header::LAST_EVENT_ID, 400)?,
         origin: get(header::ORIGIN.as_str(), 403)?,
+        forwarded_by: get(mcp_header::FORWARDED_BY, 400)?,
+        peer_secret: get(mcp_header::PEER_SECRET, 403)?,
         host: get(header::HOST.as_str(), 403)?.or(authority),
     })
 }
 
-fn into_response(reply: Reply) -> Response<Body> {
+pub(super) fn into_response(reply: Reply) -> Response<Body> {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match reply.body {
         ReplyBody::Empty => Response::new(Body::Empty),

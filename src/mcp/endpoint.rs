@@ -39,6 +39,10 @@ pub struct Limits {
     pub replay_events: usize,
     pub max_in_flight: usize,
     pub request_timeout: Duration,
+    /// Serve a misrouted request through its live owner (`cluster.forward_misroutes`).
+    pub forward_misroutes: bool,
+    /// Required on forwarded requests when set (`cluster.peer_secret`).
+    pub peer_secret: Option<String>,
 }
 
 /// State shared by every request.
@@ -130,6 +134,9 @@ impl Endpoint {
                     replay_events: cfg.session.replay_events,
                     max_in_flight: cfg.session.max_in_flight,
                     request_timeout: cfg.session.request_timeout.get(),
+                    forward_misroutes: cfg.cluster.forward_misroutes,
+                    peer_secret: (!cfg.cluster.peer_secret.is_empty())
+                        .then(|| cfg.cluster.peer_secret.clone()),
                 },
                 policy: OriginPolicy::new(
                     &cfg.server.allowed_origins,
@@ -151,6 +158,15 @@ impl Endpoint {
     /// layer calls this before reading the body.
     pub fn precheck(&self, method: HttpMethod, h: &RequestHeaders<'_>) -> Result<(), Reply> {
         self.shared.policy.check(h.origin, h.host)?;
+        if let (Some(_), Some(secret)) = (h.forwarded_by, &self.shared.limits.peer_secret) {
+            if h.peer_secret != Some(secret.as_str()) {
+                return Err(Reply::error(
+                    403,
+                    ErrorCode::INVALID_REQUEST,
+                    "Forbidden: forwarded requests must come from a cluster node",
+                ));
+            }
+        }
         match method {
             HttpMethod::Post => transport::check_post_headers(h),
             HttpMethod::Get => transport::check_get_headers(h),
@@ -335,7 +351,15 @@ impl Endpoint {
             .ok()
             .and_then(|id| self.shared.table.get(&id));
         let Some(session) = session else {
-            let miss = self.shared.table.miss(raw).await;
+            // A forwarded request is never forwarded again: the owner answers 404 itself.
+            let forward = self.shared.limits.forward_misroutes && h.forwarded_by.is_none();
+            let (miss, owner) = self.shared.table.miss(raw, forward).await;
+            if let Some(peer) = owner {
+                return Err(Reply::forward(transport::Forward {
+                    node: peer.node,
+                    url: peer.url,
+                }));
+            }
             tracing::debug!(node = %self.shared.node, session_id = raw, class = miss.class.as_str(), "session not held here");
             return Err(Reply::session_not_found());
         };

@@ -18,6 +18,11 @@ pub mod header {
     pub const SESSION_ID: &str = "mcp-session-id";
     pub const PROTOCOL_VERSION: &str = "mcp-protocol-version";
     pub const LAST_EVENT_ID: &str = "last-event-id";
+    /// Set by a node that forwards a request to the session's owner: a marked request is never
+    /// forwarded again (no loops).
+    pub const FORWARDED_BY: &str = "mcpd-forwarded-by";
+    /// The cluster's shared secret on forwarded requests (`cluster.peer_secret`).
+    pub const PEER_SECRET: &str = "mcpd-peer-secret";
 }
 
 /// The parts of an HTTP request the protocol layer reads.
@@ -30,6 +35,9 @@ pub struct RequestHeaders<'a> {
     pub last_event_id: Option<&'a str>,
     pub origin: Option<&'a str>,
     pub host: Option<&'a str>,
+    /// `mcpd-forwarded-by`: the node that forwarded this request, if one did.
+    pub forwarded_by: Option<&'a str>,
+    pub peer_secret: Option<&'a str>,
 }
 
 /// The body of a reply.
@@ -50,6 +58,18 @@ pub struct Reply {
     pub allow: bool,
     /// Add `Retry-After` (503).
     pub retry_after: Option<u32>,
+    /// Not answered here: the HTTP layer sends the request on to this peer and relays its answer.
+    /// Boxed: the rare case must not make every reply larger.
+    pub forward: Option<Box<Forward>>,
+}
+
+/// Where a misrouted request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// The owner's node id (for logs and metrics).
+    pub node: String,
+    /// The owner's base URL (`cluster.advertise_url`).
+    pub url: String,
 }
 
 impl Reply {
@@ -66,6 +86,15 @@ impl Reply {
             session_id: None,
             allow: false,
             retry_after: None,
+            forward: None,
+        }
+    }
+
+    /// Hand the request to the session's owner.
+    pub fn forward(to: Forward) -> Reply {
+        Reply {
+            forward: Some(Box::new(to)),
+            ..Reply::empty(502)
         }
     }
 

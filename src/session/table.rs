@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::registry::{Miss, MissClass, Registry};
+use super::registry::{Miss, MissClass, Peer, Registry};
 use super::{Session, SessionId};
 
 /// Why a session ended (logged, and counted once metrics exist).
@@ -71,15 +71,19 @@ impl SessionTable {
         }
     }
 
-    /// A request named `raw_id`, which this node does not hold: says why (logged once). Without a
-    /// registry the miss is unclassified.
-    pub async fn miss(&self, raw_id: &str) -> Miss {
-        let miss = match &self.registry {
-            Some(r) => r.classify(raw_id).await,
-            None => Miss {
-                class: MissClass::Unclassified,
-                owner: None,
-            },
+    /// A request named `raw_id`, which this node does not hold: says why (logged once) and, with
+    /// `forward`, which live peer holds it. Without a registry the miss is unclassified and
+    /// nothing can be forwarded.
+    pub async fn miss(&self, raw_id: &str, forward: bool) -> (Miss, Option<Peer>) {
+        let (miss, peer) = match &self.registry {
+            Some(r) => r.route(raw_id, forward).await,
+            None => (
+                Miss {
+                    class: MissClass::Unclassified,
+                    owner: None,
+                },
+                None,
+            ),
         };
         crate::telemetry::metrics()
             .session_misses
@@ -87,7 +91,7 @@ impl SessionTable {
                 class: miss.class.as_str(),
             })
             .inc();
-        miss
+        (miss, peer)
     }
 
     /// A DELETE for `raw_id`, which this node does not hold: its registry key goes anyway

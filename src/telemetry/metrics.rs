@@ -32,6 +32,13 @@ pub struct RpcLabels {
     pub method: &'static str,
 }
 
+/// Labels: a forwarded request by owner node and outcome (`relayed`, `unreachable`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ForwardLabels {
+    pub to: String,
+    pub outcome: &'static str,
+}
+
 /// Labels: a miss by class.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClassLabels {
@@ -46,6 +53,7 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub rpc_requests: Family<RpcLabels, Counter>,
     pub session_misses: Family<ClassLabels, Counter>,
+    pub forwarded: Family<ForwardLabels, Counter>,
     pub sse_streams_open: Gauge,
     sessions_live: Gauge,
     registry_queue: Gauge,
@@ -82,6 +90,7 @@ impl Metrics {
             requests: Family::default(),
             rpc_requests: Family::default(),
             session_misses: Family::default(),
+            forwarded: Family::default(),
             sse_streams_open: Gauge::default(),
             sessions_live: Gauge::default(),
             registry_queue: Gauge::default(),
@@ -121,6 +130,11 @@ impl Metrics {
             "session_misses",
             "Requests for sessions this node does not hold, by class",
             m.session_misses.clone(),
+        );
+        registry.register(
+            "forwarded_requests",
+            "Misrouted requests sent to the session's owner, by owner node and outcome",
+            m.forwarded.clone(),
         );
         registry.register(
             "sse_streams_open",

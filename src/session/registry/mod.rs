@@ -34,7 +34,8 @@ pub use keys::{Keys, NodeBeat, SessionRecord};
 use super::{OwnerTag, Session, SessionId, SessionTable};
 use queue::Queue;
 
-/// A miss is logged at WARN once per session id within this window; repeats go to DEBUG, so a
+/// A miss is logged at WARN once per session id (and class and action: a change is news) within
+/// this window; repeats go to DEBUG, so a
 /// client hammering a dead id cannot flood the journal.
 const LOG_ONCE_WINDOW: Duration = Duration::from_secs(60);
 /// How many recently logged ids are remembered for that.
@@ -131,7 +132,7 @@ struct Inner {
     flushes: AtomicU64,
     errors: AtomicU64,
     synced: AtomicBool,
-    logged: Mutex<HashMap<SessionId, Instant>>,
+    logged: Mutex<HashMap<SessionId, (Instant, MissClass, bool)>>,
     /// Live peers by owner tag, refreshed with every heartbeat (this node excluded).
     peers: std::sync::RwLock<HashMap<OwnerTag, Peer>>,
 }
@@ -276,19 +277,42 @@ impl Registry {
         }
     }
 
-    /// Classifies a request for a session this node does not hold (one short-timeout read, two
-    /// for a misroute) and logs it once at WARN with `session_id`, `node`, `owner_node`, `class`.
-    pub async fn classify(&self, raw_id: &str) -> Miss {
-        let miss = match raw_id.parse::<SessionId>() {
+    /// Classifies a request for a session this node does not hold and, with `forward`, finds the
+    /// live peer to serve it through. The owner tag in the id usually names that peer without a
+    /// Redis read; otherwise one short-timeout read (two for a misroute) decides. Logged once per
+    /// id at WARN with `session_id`, `node`, `owner_node`, `class` and `action` (`forwarded` or
+    /// `404`).
+    pub async fn route(&self, raw_id: &str, forward: bool) -> (Miss, Option<Peer>) {
+        let Ok(id) = raw_id.parse::<SessionId>() else {
             // Not an id any node of ours mints: nothing to look up.
-            Err(_) => Miss {
+            let miss = Miss {
                 class: MissClass::Unknown,
                 owner: None,
-            },
-            Ok(id) => self.lookup(&id).await,
+            };
+            self.log_miss(raw_id, &miss, "404");
+            return (miss, None);
         };
-        self.log_miss(raw_id, &miss);
-        miss
+        if forward {
+            if let Some(peer) = self.peer_for(&id) {
+                let miss = Miss {
+                    class: MissClass::Misroute,
+                    owner: Some(peer.node.clone()),
+                };
+                self.log_miss(raw_id, &miss, "forwarded");
+                return (miss, Some(peer));
+            }
+        }
+        let miss = self.lookup(&id).await;
+        let target = match (&miss.class, &miss.owner) {
+            (MissClass::Misroute, Some(owner)) if forward => self.peer_named(owner),
+            _ => None,
+        };
+        self.log_miss(
+            raw_id,
+            &miss,
+            if target.is_some() { "forwarded" } else { "404" },
+        );
+        (miss, target)
     }
 
     async fn lookup(&self, id: &SessionId) -> Miss {
@@ -356,21 +380,28 @@ impl Registry {
         }
     }
 
-    fn log_miss(&self, raw_id: &str, miss: &Miss) {
+    fn log_miss(&self, raw_id: &str, miss: &Miss, action: &str) {
         let first = match raw_id.parse::<SessionId>() {
             Ok(id) => {
                 let mut logged = self.inner.logged.lock().unwrap_or_else(|p| p.into_inner());
                 let now = Instant::now();
                 if logged.len() >= LOG_ONCE_CAPACITY {
-                    logged.retain(|_, at| now.duration_since(*at) < LOG_ONCE_WINDOW);
+                    logged.retain(|_, (at, _, _)| now.duration_since(*at) < LOG_ONCE_WINDOW);
                     if logged.len() >= LOG_ONCE_CAPACITY {
                         logged.clear();
                     }
                 }
+                let forwarded = action == "forwarded";
                 match logged.get(&id) {
-                    Some(at) if now.duration_since(*at) < LOG_ONCE_WINDOW => false,
+                    Some((at, class, fwd))
+                        if now.duration_since(*at) < LOG_ONCE_WINDOW
+                            && *class == miss.class
+                            && *fwd == forwarded =>
+                    {
+                        false
+                    }
                     _ => {
-                        logged.insert(id, now);
+                        logged.insert(id, (now, miss.class, forwarded));
                         true
                     }
                 }
@@ -385,6 +416,7 @@ impl Registry {
                 node = %self.inner.node,
                 owner_node = owner,
                 class = miss.class.as_str(),
+                action,
                 "request for a session this node does not hold"
             );
         } else {
@@ -393,6 +425,7 @@ impl Registry {
                 node = %self.inner.node,
                 owner_node = owner,
                 class = miss.class.as_str(),
+                action,
                 "request for a session this node does not hold (repeat)"
             );
         }

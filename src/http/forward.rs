@@ -1,0 +1,165 @@
+//! Misroute rescue: a request for a session another live node holds is sent to that node and its
+//! answer — a JSON reply or a long-lived SSE stream — is relayed unchanged. The session's state
+//! never moves (ADR-0066); only bytes take one extra hop.
+//!
+//! The forwarded request keeps the client's headers (Host and Origin included, so the owner
+//! applies its own checks), gains `mcpd-forwarded-by` (a marked request is never forwarded again)
+//! and the cluster's peer secret when one is configured. An owner that cannot be reached answers
+//! as the ADR decides — 404 — after a short connect timeout, never a 30-second stall.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use super::Body;
+use crate::mcp::transport::{header as mcp_header, Forward, Reply};
+
+/// How long a peer may take to accept the connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) are this connection's, not the request's.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// Sends misrouted requests to their owners over pooled keep-alive connections.
+pub struct Forwarder {
+    client: Client<HttpConnector, Full<Bytes>>,
+    node: HeaderValue,
+    secret: Option<HeaderValue>,
+    response_timeout: Duration,
+}
+
+impl Forwarder {
+    /// A forwarder for the node `node`; `response_timeout` bounds the wait for the owner's
+    /// response headers (a JSON-mode tool call answers only when it is done).
+    pub fn new(node: &str, secret: Option<&str>, response_timeout: Duration) -> Forwarder {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.set_nodelay(true);
+        Forwarder {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            node: HeaderValue::from_str(node).unwrap_or(HeaderValue::from_static("unknown")),
+            secret: secret.and_then(|s| HeaderValue::from_str(s).ok()),
+            response_timeout,
+        }
+    }
+
+    /// Relays one request to `to` and its answer back; 404 when the owner cannot be reached.
+    pub async fn forward(
+        &self,
+        to: &Forward,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Response<Body> {
+        let started = std::time::Instant::now();
+        let outcome = self.send(to, method, uri, headers, body).await;
+        let label = if outcome.is_ok() {
+            "relayed"
+        } else {
+            "unreachable"
+        };
+        crate::telemetry::metrics()
+            .forwarded
+            .get_or_create(&crate::telemetry::metrics::ForwardLabels {
+                to: to.node.clone(),
+                outcome: label,
+            })
+            .inc();
+        match outcome {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(
+                    owner_node = %to.node,
+                    url = %to.url,
+                    error = %e,
+                    elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    "cannot forward to the session's owner; answering 404"
+                );
+                super::routes::into_response(Reply::session_not_found())
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        to: &Forward,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response<Body>, ForwardError> {
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let target: Uri = format!("{}{path}", to.url)
+            .parse()
+            .map_err(|_| ForwardError::BadUrl(to.url.clone()))?;
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(target)
+            .body(Full::new(body))
+            .map_err(|_| ForwardError::BadUrl(to.url.clone()))?;
+        let out = req.headers_mut();
+        for (name, value) in headers {
+            if !is_hop_by_hop(name)
+                && *name != header::CONTENT_LENGTH
+                && name.as_str() != mcp_header::PEER_SECRET
+            {
+                out.append(name.clone(), value.clone());
+            }
+        }
+        out.insert(mcp_header::FORWARDED_BY, self.node.clone());
+        if let Some(secret) = &self.secret {
+            out.insert(mcp_header::PEER_SECRET, secret.clone());
+        }
+        let res = tokio::time::timeout(self.response_timeout, self.client.request(req))
+            .await
+            .map_err(|_| ForwardError::Timeout)?
+            .map_err(|e| ForwardError::Peer(format!("{e:#}")))?;
+        let (parts, incoming) = res.into_parts();
+        // The owner's bytes as they come: SSE events are relayed one by one, and a stream that
+        // breaks ends here too (the client resumes with Last-Event-ID through any node).
+        let stream = incoming
+            .into_data_stream()
+            .filter_map(|chunk| async move { chunk.ok() })
+            .boxed();
+        let mut response = Response::new(Body::Stream(stream));
+        *response.status_mut() = parts.status;
+        for (name, value) in &parts.headers {
+            if !is_hop_by_hop(name) && *name != header::CONTENT_LENGTH {
+                response.headers_mut().append(name.clone(), value.clone());
+            }
+        }
+        Ok(response)
+    }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str()) || name == header::UPGRADE
+}
+
+/// Why a request could not be relayed.
+#[derive(Debug, thiserror::Error)]
+enum ForwardError {
+    #[error("the peer's advertised URL {0:?} is not usable")]
+    BadUrl(String),
+    #[error("no response from the peer in time")]
+    Timeout,
+    #[error("{0}")]
+    Peer(String),
+}

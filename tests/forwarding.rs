@@ -1,0 +1,223 @@
+//! Misroute rescue with three real nodes sharing a real Redis: a session opened on node A is used
+//! through B and C for every kind of message, and only bytes travel one extra hop.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::redis::Redis;
+use common::{get_stream, open, send, Server, POST_HEADERS};
+use serde_json::json;
+
+fn node(redis: &Redis, id: &str, extra: &str) -> Server {
+    Server::start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nnode_id = \"{id}\"\n[redis]\nurl = \"{}\"\nheartbeat_interval = \"200ms\"\n[catalog]\nconformance = true\n{extra}",
+        redis.url()
+    ))
+}
+
+/// Waits until `via` serves `sid` (its peer directory knows the owner).
+async fn wait_forwarding(via: &Server, sid: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if via
+            .post(Some(sid), &json!({"jsonrpc":"2.0","id":0,"method":"ping"}))
+            .await
+            .status
+            == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} never forwarded: {}", via.addr, via.logs());
+}
+
+fn post_headers(sid: &str) -> Vec<(&str, &str)> {
+    let mut h = POST_HEADERS.to_vec();
+    h.push(("mcp-session-id", sid));
+    h
+}
+
+#[tokio::test]
+async fn a_session_on_a_is_served_through_b_and_c_for_every_kind_of_message() {
+    let redis = Redis::start();
+    let a = node(&redis, "a", "");
+    let b = node(&redis, "b", "");
+    let c = node(&redis, "c", "");
+    let sid = a.session().await;
+    wait_forwarding(&b, &sid).await;
+    wait_forwarding(&c, &sid).await;
+
+    // JSON replies: the state stays on A.
+    let r = c.call(&sid, 1, "node_info", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["result"]["structuredContent"]["node"],
+        "a",
+        "served by the owner"
+    );
+    b.assert_alive(&sid).await;
+
+    // An SSE reply with progress, relayed event by event.
+    let body = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
+        "name":"long_task","arguments":{"steps":3,"interval_ms":20},"_meta":{"progressToken":"p"}}});
+    let r = b.post(Some(&sid), &body).await;
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    let messages = r.messages();
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/progress")
+            .count(),
+        3
+    );
+    assert_eq!(
+        messages.last().unwrap()["result"]["content"][0]["text"],
+        "completed 3 steps"
+    );
+
+    // A server→client request asked through B and answered through C.
+    let body = json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"test_sampling","arguments":{"prompt":"hi"}}});
+    let mut post = open(
+        b.addr,
+        "POST",
+        "/mcp",
+        &post_headers(&sid),
+        body.to_string(),
+    )
+    .await;
+    let req = post
+        .next_message(Duration::from_secs(5))
+        .await
+        .expect("sampling request via B");
+    assert_eq!(req["method"], "sampling/createMessage");
+    let answer = json!({"jsonrpc":"2.0","id":req["id"],"result":{"role":"assistant","content":{"type":"text","text":"hello back"},"model":"m"}});
+    assert_eq!(
+        c.post(Some(&sid), &answer).await.status,
+        202,
+        "answer accepted via C"
+    );
+    let result = post
+        .next_message(Duration::from_secs(5))
+        .await
+        .expect("result via B");
+    assert!(
+        result["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("hello back"),
+        "{result}"
+    );
+
+    // The standalone GET stream opened through C.
+    let mut get = get_stream(c.addr, &sid, None).await;
+    assert_eq!(get.status, 200);
+    b.call(&sid, 4, "notify", json!({"message": "across nodes"}))
+        .await;
+    let m = get
+        .next_message(Duration::from_secs(5))
+        .await
+        .expect("notification via C");
+    assert_eq!(m["params"]["data"], "across nodes");
+
+    // DELETE through C ends the session on A.
+    assert_eq!(
+        send(c.addr, "DELETE", "/mcp", &[("mcp-session-id", &sid)], "")
+            .await
+            .status,
+        200
+    );
+    a.post(Some(&sid), &json!({"jsonrpc":"2.0","id":5,"method":"ping"}))
+        .await
+        .assert_error(404, -32001);
+    assert!(redis.wait_until(Duration::from_secs(5), |r| r
+        .keys("mcp:session:*")
+        .is_empty()));
+    assert!(
+        b.wait_log(
+            &[
+                "WARN",
+                &sid,
+                "class=\"misroute\"",
+                "action=\"forwarded\"",
+                "owner_node=\"a\""
+            ],
+            Duration::from_secs(2)
+        ),
+        "{}",
+        b.logs()
+    );
+    let metrics = send(b.addr, "GET", "/metrics", &[], "").await.text();
+    assert!(
+        metrics.contains("mcpd_forwarded_requests_total{to=\"a\",outcome=\"relayed\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_owner_answers_404_quickly() {
+    let redis = Redis::start();
+    let mut a = node(&redis, "a", "");
+    let b = node(&redis, "b", "");
+    let sid = a.session().await;
+    wait_forwarding(&b, &sid).await;
+    a.kill9();
+    let started = Instant::now();
+    let r = b
+        .post(Some(&sid), &json!({"jsonrpc":"2.0","id":1,"method":"ping"}))
+        .await;
+    r.assert_error(404, -32001);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "no long stall: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_forwarded_request_is_never_forwarded_again() {
+    let redis = Redis::start();
+    let a = node(&redis, "a", "");
+    let b = node(&redis, "b", "");
+    let sid = a.session().await;
+    wait_forwarding(&b, &sid).await;
+    let mut h = post_headers(&sid);
+    h.push(("mcpd-forwarded-by", "c"));
+    let r = send(
+        b.addr,
+        "POST",
+        "/mcp",
+        &h,
+        json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string(),
+    )
+    .await;
+    r.assert_error(404, -32001);
+    // Logged as this node's own 404 (a change from the forwarded misroute before: logged again).
+    assert!(
+        b.wait_log(&["WARN", &sid, "action=\"404\""], Duration::from_secs(2)),
+        "{}",
+        b.logs()
+    );
+}
+
+#[tokio::test]
+async fn with_a_peer_secret_only_nodes_that_know_it_may_forward() {
+    let redis = Redis::start();
+    let secret = "[cluster]\npeer_secret = \"s3cret\"\n";
+    let a = node(&redis, "a", secret);
+    let b = node(&redis, "b", secret);
+    let sid = a.session().await;
+    wait_forwarding(&b, &sid).await; // B carries the secret: served
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
+    for secret_header in [None, Some("wrong")] {
+        let mut h = post_headers(&sid);
+        h.push(("mcpd-forwarded-by", "mallory"));
+        if let Some(s) = secret_header {
+            h.push(("mcpd-peer-secret", s));
+        }
+        send(a.addr, "POST", "/mcp", &h, ping.clone())
+            .await
+            .assert_error(403, -32600);
+    }
+}
