@@ -77,6 +77,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             &cfg.server.node_id,
             (!cfg.cluster.peer_secret.is_empty()).then_some(cfg.cluster.peer_secret.as_str()),
             cfg.session.request_timeout.get(),
+            closing.clone(),
         ),
     ));
     let reaper = tokio::spawn(Arc::clone(&table).run_reaper(

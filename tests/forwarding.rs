@@ -221,3 +221,28 @@ async fn with_a_peer_secret_only_nodes_that_know_it_may_forward() {
             .assert_error(403, -32600);
     }
 }
+
+#[tokio::test]
+async fn a_draining_node_ends_the_streams_it_relays_and_exits_promptly() {
+    let redis = Redis::start();
+    let a = node(&redis, "a", "");
+    let mut b = node(&redis, "b", "[shutdown]\ngrace = \"200ms\"\n");
+    let sid = a.session().await;
+    wait_forwarding(&b, &sid).await;
+    let mut relayed = get_stream(b.addr, &sid, None).await;
+    assert_eq!(relayed.status, 200);
+    relayed.read_for(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    b.signal("TERM");
+    assert!(
+        relayed.wait_end(Duration::from_secs(3)).await,
+        "the relayed stream ends with the drain"
+    );
+    assert_eq!(b.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "not held until the drain deadline: {:?}",
+        started.elapsed()
+    );
+    a.assert_alive(&sid).await; // the session itself lives on at its owner
+}

@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use tokio_util::sync::CancellationToken;
 
 use super::Body;
 use crate::mcp::transport::{header as mcp_header, Forward, Reply};
@@ -42,12 +43,20 @@ pub struct Forwarder {
     node: HeaderValue,
     secret: Option<HeaderValue>,
     response_timeout: Duration,
+    /// Cancelled when this node closes its streams (drain): relayed streams end with them, so a
+    /// draining node is not held open by other nodes' sessions.
+    closing: CancellationToken,
 }
 
 impl Forwarder {
     /// A forwarder for the node `node`; `response_timeout` bounds the wait for the owner's
     /// response headers (a JSON-mode tool call answers only when it is done).
-    pub fn new(node: &str, secret: Option<&str>, response_timeout: Duration) -> Forwarder {
+    pub fn new(
+        node: &str,
+        secret: Option<&str>,
+        response_timeout: Duration,
+        closing: CancellationToken,
+    ) -> Forwarder {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
@@ -56,6 +65,7 @@ impl Forwarder {
             node: HeaderValue::from_str(node).unwrap_or(HeaderValue::from_static("unknown")),
             secret: secret.and_then(|s| HeaderValue::from_str(s).ok()),
             response_timeout,
+            closing,
         }
     }
 
@@ -137,6 +147,7 @@ impl Forwarder {
         let stream = incoming
             .into_data_stream()
             .filter_map(|chunk| async move { chunk.ok() })
+            .take_until(self.closing.clone().cancelled_owned())
             .boxed();
         let mut response = Response::new(Body::Stream(stream));
         *response.status_mut() = parts.status;
