@@ -434,3 +434,42 @@ async fn a_hung_redis_does_not_slow_requests_and_the_registry_recovers() {
         redis.keys("mcp:session:*")
     );
 }
+
+#[tokio::test]
+async fn the_record_keeps_the_sessions_durable_parameters_up_to_date() {
+    let redis = Redis::start();
+    let s = node(&redis, "n1", "");
+    let sid = s.session().await;
+    let key = format!("mcp:session:{sid}");
+    let record = |r: &Redis| -> serde_json::Value {
+        r.cmd(&["GET", &key])
+            .str()
+            .map(|raw| serde_json::from_str(raw).unwrap())
+            .unwrap_or_default()
+    };
+    assert!(redis.wait_until(Duration::from_secs(5), |r| record(r)["log_level"] == "info"));
+    let v = record(&redis);
+    assert_eq!(v["client_info"]["name"], "mcpd-tests");
+    assert!(v["capabilities"]["sampling"].is_object(), "{v}");
+    s.post(
+        Some(&sid),
+        &json!({"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"debug"}}),
+    )
+    .await;
+    s.post(Some(&sid), &json!({"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{"uri":"mcpd://node"}})).await;
+    assert!(
+        redis.wait_until(Duration::from_secs(5), |r| {
+            let v = record(r);
+            v["log_level"] == "debug" && v["subscriptions"] == json!(["mcpd://node"])
+        }),
+        "{}",
+        record(&redis)
+    );
+    let ttl = redis.cmd(&["TTL", &key]).int();
+    assert!(ttl > 2_590_000, "a rewrite keeps the full TTL: {ttl}");
+    s.post(Some(&sid), &json!({"jsonrpc":"2.0","id":3,"method":"resources/unsubscribe","params":{"uri":"mcpd://node"}})).await;
+    assert!(
+        redis.wait_until(Duration::from_secs(5), |r| record(r)["subscriptions"]
+            == json!([]))
+    );
+}

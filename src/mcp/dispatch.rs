@@ -238,11 +238,13 @@ fn request(
                 return Err(lookup(LookupError::UnknownResource(p.uri)));
             }
             session.subscribe(&p.uri);
+            shared.table.updated(session);
             Ok(json!({}))
         }
         "resources/unsubscribe" => {
             let p: UriParams = jsonrpc::params(params)?;
             session.unsubscribe(&p.uri);
+            shared.table.updated(session);
             Ok(json!({}))
         }
         "prompts/get" => {
@@ -271,6 +273,7 @@ fn request(
                         RpcError::new(ErrorCode::INVALID_PARAMS, e.to_string())
                     })?;
             session.set_log_level(level);
+            shared.table.updated(session);
             Ok(json!({}))
         }
         "initialize" => Err(RpcError::new(

@@ -206,6 +206,11 @@ impl Session {
         self.lock().subscriptions.remove(uri);
     }
 
+    /// The resource URIs subscribed to, sorted.
+    pub fn subscriptions(&self) -> Vec<String> {
+        self.lock().subscriptions.iter().cloned().collect()
+    }
+
     /// True when subscribed to `uri`.
     pub fn is_subscribed(&self, uri: &str) -> bool {
         self.lock().subscriptions.contains(uri)

@@ -71,6 +71,13 @@ impl SessionTable {
         }
     }
 
+    /// `session`'s durable parameters changed: the registry record is rewritten.
+    pub fn updated(&self, session: &Session) {
+        if let Some(r) = &self.registry {
+            r.updated(session);
+        }
+    }
+
     /// A request named `raw_id`, which this node does not hold: says why (logged once) and, with
     /// `forward`, which live peer holds it. Without a registry the miss is unclassified and
     /// nothing can be forwarded.

@@ -73,6 +73,17 @@ pub struct SessionRecord {
     pub created_ms: u64,
     /// The negotiated protocol version.
     pub protocol: String,
+    /// The session's durable parameters, so that another node could continue it (session
+    /// adoption): what `initialize` settled and what `logging/setLevel` and subscriptions changed.
+    /// Never transport state (streams, channels, tasks, in-flight requests).
+    #[serde(default)]
+    pub client_info: serde_json::Value,
+    #[serde(default)]
+    pub capabilities: serde_json::Value,
+    #[serde(default)]
+    pub log_level: String,
+    #[serde(default)]
+    pub subscriptions: Vec<String>,
 }
 
 impl SessionRecord {
@@ -131,6 +142,10 @@ mod tests {
             boot: "b".into(),
             created_ms: 5,
             protocol: "2025-11-25".into(),
+            client_info: serde_json::json!({"name": "c", "version": "1"}),
+            capabilities: serde_json::json!({}),
+            log_level: "info".into(),
+            subscriptions: vec!["mcpd://node".into()],
         };
         assert_eq!(SessionRecord::decode(&r.encode()), Some(r));
         assert_eq!(SessionRecord::decode("hello"), None);

@@ -231,7 +231,17 @@ impl Registry {
             boot: self.inner.boot.clone(),
             created_ms: session.created_unix_ms(),
             protocol: session.params().protocol.as_str().to_owned(),
+            client_info: session.params().client_info.clone(),
+            capabilities: session.params().capabilities.clone(),
+            log_level: session.log_level().as_str().to_owned(),
+            subscriptions: session.subscriptions(),
         }
+    }
+
+    /// A session's durable parameters changed (log level, subscriptions): its record is written
+    /// again, through the same queue (a pending write of the same session is replaced).
+    pub fn updated(&self, session: &Session) {
+        self.created(session);
     }
 
     /// A session was created here.

@@ -164,6 +164,10 @@ mod tests {
             boot: "b".into(),
             created_ms: 0,
             protocol: "2025-11-25".into(),
+            client_info: serde_json::Value::Null,
+            capabilities: serde_json::Value::Null,
+            log_level: "info".into(),
+            subscriptions: Vec::new(),
         }
     }
 
