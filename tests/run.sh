@@ -47,6 +47,7 @@ step "cargo clippy" cargo clippy --locked --all-targets -- -D warnings
 step "cargo test" cargo test --locked
 step "conformance suite" bash tests/conformance.sh target/debug/mcpd
 step "SDK clients" bash tests/clients/run.sh target/debug/mcpd
+step "SDK clients through Traefik and three nodes" bash tests/cluster/clients-through-traefik.sh target/debug/mcpd
 
 # The Debian package: build it, check it statically, then run it under real systemd.
 DEB="target/debian/(build-deb.sh failed)"

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Official MCP clients that keep no cookies, through Traefik's sticky router, against a
+# three-node mcpd cluster (private Redis, 127.0.0.1 only): proves misroute rescue.
+#
+#   tests/cluster/clients-through-traefik.sh target/debug/mcpd
+#
+# For `[cluster] forward_misroutes = true`, then `false` (nodes restarted in between):
+#   ts-client   tests/clients/ts-client.mjs (TypeScript SDK, Node fetch: no cookie store)
+#   inspector   $MCPT_INSPECTOR_CLI --method tools/call --tool-name echo (one session each)
+#   py-nocookie tests/cluster/py_client_nocookie.py (Python SDK, cookie jar refusing everything)
+# Each prints "<client> forward=<on|off>: N steps/calls ok, M failed" and how many requests
+# each node forwarded (mcpd_forwarded_requests_total deltas). Off-mode failures are EXPECTED.
+# The script fails if forwarding-on shows any failure, or if forwarding-off shows no failure
+# for the TS client over up to $OFF_TS_RUNS runs (then misroutes were not exercised).
+# Last line: "cluster-clients: N passed, M failed". MCPT_CLUSTER_KEEP=1 keeps logs/configs.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+LOG_PREFIX=cluster-clients
+# shellcheck source=SCRIPTDIR/harness.sh
+. "$HERE/harness.sh"
+
+[ $# -eq 1 ] || die "usage: $0 PATH/TO/mcpd"
+cluster_init "$1"
+export MCPT_NODE_MODULES
+INSPECTOR_CALLS="${INSPECTOR_CALLS:-5}"
+OFF_TS_RUNS="${OFF_TS_RUNS:-3}"
+CLIENT_TIMEOUT=60
+
+cluster_start_redis
+cluster_start_nodes true
+cluster_start_traefik
+MCP_URL="$TRAEFIK_URL/mcp"
+
+declare -A RESULT FWD   # RESULT[client,mode]="ok failed", FWD[client,mode]="n1=a n2=b n3=c"
+passed=0 failed=0 failed_names=()
+check() { # check NAME OK(0|1) WHY
+  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failed_names+=("$1"); say "CHECK FAILED: $1: $3"; fi
+}
+
+fwd_snapshot() { local i; for i in 1 2 3; do printf '%s ' "$(node_forwarded "$i")"; done; }
+fwd_delta() { # fwd_delta "BEFORE" "AFTER" -> "n1=a n2=b n3=c"
+  local -a b a; read -r -a b <<<"$1"; read -r -a a <<<"$2"
+  echo "n1=$((a[0] - b[0])) n2=$((a[1] - b[1])) n3=$((a[2] - b[2]))"
+}
+
+# run_sdk_client NAME MODE CMD... : the client prints "<x>: N passed, M failed" as its last line.
+run_sdk_client() {
+  local name="$1" mode="$2"; shift 2
+  local out="$WORK/$name.$mode.$RANDOM.out" rc=0 ok fail
+  timeout --kill-after=5 "$CLIENT_TIMEOUT" "$@" "$MCP_URL" >"$out" 2>&1 || rc=$?
+  read -r ok fail < <(sed -nE 's/^[a-z-]+: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$out" | tail -n1) || true
+  if [ -z "${ok:-}" ]; then ok=0; fail=1; fi            # no summary line: crashed or timed out
+  if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi
+  [ "$rc" -ne 124 ] || say "$name timed out after $CLIENT_TIMEOUT s"
+  if [ "$fail" -ne 0 ]; then
+    grep -E '^FAIL' "$out" | cut -c1-220 | sed "s/^/    [$name $mode] /" | head -n 12
+  fi
+  LAST_OK=$ok LAST_FAIL=$fail
+}
+
+run_inspector() { # run_inspector MODE
+  local mode="$1" i rc ok=0 fail=0 out
+  for i in $(seq "$INSPECTOR_CALLS"); do
+    out="$WORK/inspector.$mode.$i.out"; rc=0
+    # inspector-cli 1.0.3 tests fs.existsSync("../package.json") against the CWD but imports
+    # it relative to build/index.js: it only starts with its build/ directory as the cwd.
+    (cd "$(dirname "$MCPT_INSPECTOR_CLI")" && exec timeout --kill-after=5 30 "$MCPT_NODE22" "$MCPT_INSPECTOR_CLI" \
+      "$MCP_URL" --transport http --method tools/call --tool-name echo --tool-arg "message=hi-$i") >"$out" 2>&1 || rc=$?
+    if [ "$rc" -eq 0 ] && grep -q "Echo: hi-$i" "$out"; then
+      ok=$((ok + 1))
+    else
+      fail=$((fail + 1))
+      echo "    [inspector $mode] call $i rc=$rc: $(tr '\n' ' ' <"$out" | cut -c1-200)"
+    fi
+  done
+  LAST_OK=$ok LAST_FAIL=$fail
+}
+
+record() { # record CLIENT MODE UNIT BEFORE
+  local client="$1" mode="$2" unit="$3" before="$4"
+  RESULT[$client,$mode]="$LAST_OK $LAST_FAIL"
+  FWD[$client,$mode]="$(fwd_delta "$before" "$(fwd_snapshot)")"
+  say "$client forward=$mode: $LAST_OK $unit ok, $LAST_FAIL failed (forwarded by node: ${FWD[$client,$mode]})"
+}
+
+run_mode() { # run_mode on|off
+  local mode="$1" before r
+  say "== forward_misroutes=$([ "$mode" = on ] && echo true || echo false) =="
+  before="$(fwd_snapshot)"
+  if [ "$mode" = on ]; then
+    run_sdk_client ts-client "$mode" "$MCPT_NODE22" "$HERE/../clients/ts-client.mjs"
+  else
+    # Off: repeat until the TS client shows a failure (it should on the first run).
+    local tot_ok=0 tot_fail=0
+    for r in $(seq "$OFF_TS_RUNS"); do
+      run_sdk_client ts-client "$mode" "$MCPT_NODE22" "$HERE/../clients/ts-client.mjs"
+      tot_ok=$((tot_ok + LAST_OK)); tot_fail=$((tot_fail + LAST_FAIL))
+      [ "$LAST_FAIL" -eq 0 ] || break
+    done
+    say "ts-client forward=off: failures after $r run(s)"
+    LAST_OK=$tot_ok LAST_FAIL=$tot_fail
+  fi
+  record ts-client "$mode" steps "$before"
+
+  before="$(fwd_snapshot)"
+  run_inspector "$mode"
+  record inspector "$mode" calls "$before"
+
+  before="$(fwd_snapshot)"
+  run_sdk_client py-nocookie "$mode" "$MCPT_VENV_PY" "$HERE/py_client_nocookie.py"
+  record py-nocookie "$mode" steps "$before"
+
+  local i logs=""
+  for i in 1 2 3; do
+    logs+="${NODES[i-1]}: $(grep -c 'action="\{0,1\}forwarded' "${NODE_LOG[i]}" || true) forwarded/$(grep -c 'action="\{0,1\}404' "${NODE_LOG[i]}" || true) 404  "
+  done
+  say "misroute WARN lines (logged once per session id): $logs"
+  if nodes_alive; then check "nodes-alive-$mode" 0 ""; else check "nodes-alive-$mode" 1 "a node died"; fi
+}
+
+run_mode on
+for c in ts-client inspector py-nocookie; do
+  read -r _ f <<<"${RESULT[$c,on]}"
+  check "$c-forward-on" "$([ "$f" -eq 0 ] && echo 0 || echo 1)" "$f failure(s) with forwarding on"
+done
+cluster_stop_nodes
+cluster_start_nodes false
+run_mode off
+read -r _ f <<<"${RESULT[ts-client,off]}"
+check "ts-client-forward-off-reproduces" "$([ "$f" -gt 0 ] && echo 0 || echo 1)" \
+  "no failure with forwarding off: the test did not exercise misroutes"
+
+echo
+printf '%-12s | %-34s | %-34s\n' client "forward=on: ok/failed (fwd by node)" "forward=off: ok/failed (fwd by node)"
+printf '%-12s-+-%-34s-+-%-34s\n' "------------" "----------------------------------" "----------------------------------"
+for c in ts-client inspector py-nocookie; do
+  read -r o1 f1 <<<"${RESULT[$c,on]}"; read -r o2 f2 <<<"${RESULT[$c,off]}"
+  printf '%-12s | %-34s | %-34s\n' "$c" "$o1/$f1 (${FWD[$c,on]})" "$o2/$f2 (${FWD[$c,off]})"
+done
+echo "(off-mode failures are expected: that is the misroute problem forwarding solves)"
+echo
+[ "$failed" -eq 0 ] || say "failed: ${failed_names[*]}"
+echo "cluster-clients: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
