@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::redis::Redis;
-use common::{get_stream, open, send, Server, POST_HEADERS};
+use common::{get_stream, open, post_headers, send, Server};
 use serde_json::json;
 
 fn node(redis: &Redis, id: &str, extra: &str) -> Server {
@@ -31,12 +31,6 @@ async fn wait_forwarding(via: &Server, sid: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("{} never forwarded: {}", via.addr, via.logs());
-}
-
-fn post_headers(sid: &str) -> Vec<(&str, &str)> {
-    let mut h = POST_HEADERS.to_vec();
-    h.push(("mcp-session-id", sid));
-    h
 }
 
 #[tokio::test]

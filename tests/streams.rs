@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{get_stream, open, Server, POST_HEADERS};
+use common::{get_stream, open, Server};
 use serde_json::json;
 
 const CONFORMANCE: &str = "[catalog]\nconformance = true\n";
@@ -183,8 +183,7 @@ async fn notifications_sent_while_no_get_is_open_arrive_when_one_opens() {
 async fn last_event_id_resumes_a_stream_the_server_closed_mid_call() {
     let s = Server::start(CONFORMANCE);
     let sid = s.session().await;
-    let mut h = POST_HEADERS.to_vec();
-    h.push(("mcp-session-id", &sid));
+    let h = common::post_headers(&sid);
     let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"test_reconnection","arguments":{}}});
     let mut post = open(s.addr, "POST", "/mcp", &h, body.to_string()).await;
     assert!(
@@ -234,8 +233,7 @@ async fn an_unknown_last_event_id_gets_a_fresh_stream_not_an_error() {
 async fn notifications_cancelled_stops_the_running_call() {
     let s = Server::start("");
     let sid = s.session().await;
-    let mut h = POST_HEADERS.to_vec();
-    h.push(("mcp-session-id", &sid));
+    let h = common::post_headers(&sid);
     let body = json!({"jsonrpc":"2.0","id":"long-1","method":"tools/call","params":{
         "name":"long_task","arguments":{"steps":100,"interval_ms":50},"_meta":{"progressToken":5}}});
     let mut post = open(s.addr, "POST", "/mcp", &h, body.to_string()).await;
@@ -271,8 +269,7 @@ async fn notifications_cancelled_stops_the_running_call() {
 async fn disconnecting_does_not_cancel_a_call() {
     let s = Server::start("");
     let sid = s.session().await;
-    let mut h = POST_HEADERS.to_vec();
-    h.push(("mcp-session-id", &sid));
+    let h = common::post_headers(&sid);
     let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
         "name":"long_task","arguments":{"steps":3,"interval_ms":100},"_meta":{"progressToken":1}}});
     let mut post = open(s.addr, "POST", "/mcp", &h, body.to_string()).await;
@@ -298,8 +295,7 @@ async fn disconnecting_does_not_cancel_a_call() {
 async fn a_server_to_client_request_is_answered_by_post_and_wakes_the_tool() {
     let s = Server::start(CONFORMANCE);
     let sid = s.session().await;
-    let mut h = POST_HEADERS.to_vec();
-    h.push(("mcp-session-id", &sid));
+    let h = common::post_headers(&sid);
     let body = json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"test_sampling","arguments":{"prompt":"2+2?"}}});
     let mut post = open(s.addr, "POST", "/mcp", &h, body.to_string()).await;
     let req = post
@@ -332,8 +328,7 @@ async fn roots_list_round_trips_through_the_builtin_tool() {
             "protocolVersion":"2025-11-25","capabilities":{"roots":{"listChanged":true}},"clientInfo":{"name":"r","version":"1"}}}))
         .await;
     let sid = r.header("mcp-session-id").unwrap().to_owned();
-    let mut h = POST_HEADERS.to_vec();
-    h.push(("mcp-session-id", &sid));
+    let h = common::post_headers(&sid);
     let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"client_roots","arguments":{}}});
     let mut post = open(s.addr, "POST", "/mcp", &h, body.to_string()).await;
     let req = post

@@ -146,8 +146,7 @@ async fn bad_origin_gets_403_and_loopback_or_allowed_origins_pass() {
         ("http://127.0.0.1:1234", 200),
         ("https://app.example.com", 200),
     ] {
-        let mut h = POST_HEADERS.to_vec();
-        h.push(("mcp-session-id", &sid));
+        let mut h = common::post_headers(&sid);
         h.push(("origin", origin));
         let r = send(s.addr, "POST", "/mcp", &h, ping.clone()).await;
         assert_eq!(r.status, status, "{origin}: {}", r.text());
@@ -276,8 +275,7 @@ async fn garbage_gets_400_parse_error() {
         b"not json",
         b"{\"jsonrpc\":\"2.0\",\"id\":1,",
     ] {
-        let mut h = POST_HEADERS.to_vec();
-        h.push(("mcp-session-id", &sid));
+        let h = common::post_headers(&sid);
         let r = send(s.addr, "POST", "/mcp", &h, garbage.to_vec()).await;
         r.assert_error(400, -32700);
     }
@@ -359,8 +357,7 @@ async fn protocol_version_header_must_be_supported_but_need_not_match() {
         ("2026-07-28", 400),
         ("banana", 400),
     ] {
-        let mut h = POST_HEADERS.to_vec();
-        h.push(("mcp-session-id", &sid));
+        let mut h = common::post_headers(&sid);
         h.push(("mcp-protocol-version", v));
         let r = send(s.addr, "POST", "/mcp", &h, ping.clone()).await;
         assert_eq!(r.status, status, "{v}");

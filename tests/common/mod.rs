@@ -27,6 +27,13 @@ pub const POST_HEADERS: [(&str, &str); 2] = [
     ("accept", "application/json, text/event-stream"),
 ];
 
+/// [`POST_HEADERS`] plus the session id: what a conforming client sends inside a session.
+pub fn post_headers(sid: &str) -> Vec<(&'static str, &str)> {
+    let mut h: Vec<(&'static str, &str)> = POST_HEADERS.to_vec();
+    h.push(("mcp-session-id", sid));
+    h
+}
+
 /// A running `mcpd serve`, stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct Server {
     child: Option<Child>,
