@@ -225,6 +225,8 @@ impl Config {
             lookup_timeout: self.redis.lookup_timeout.get(),
             command_timeout: self.redis.command_timeout.get(),
             max_queued_deletes: self.redis.queue_limit,
+            adopt: self.cluster.adopt_orphans,
+            orphan_ttl: self.session.idle_timeout.get(),
         })
     }
 

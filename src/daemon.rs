@@ -2,10 +2,11 @@
 //! STOPPING), and the drain on SIGTERM/SIGINT.
 //!
 //! Drain order: `/healthz` turns 503 and new `initialize` requests get 503 (`draining`); after
-//! `shutdown.grace` every open SSE stream gets a jittered `retry:` and ends (`closing`), the
-//! listener stops accepting, sessions are closed and their tasks awaited, one pipeline removes this
-//! node's registry keys, and open connections get a bounded time to finish. A second signal ends
-//! the process at once.
+//! `shutdown.grace` the node leaves the cluster (its heartbeat goes, so with `adopt_orphans` peers
+//! continue its sessions), every open SSE stream gets a jittered `retry:` and ends (`closing`),
+//! the listener stops accepting, sessions are closed and their tasks awaited, one pipeline
+//! releases this node's registry keys for adoption (or removes them, adoption off), and open
+//! connections get a bounded time to finish. A second signal ends the process at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,6 +136,12 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     };
     let drain = async {
         tokio::time::sleep(cfg.shutdown.grace.get()).await;
+        // Traefik has moved new requests away by now. With adoption on, peers continue this
+        // node's sessions from here on: its heartbeat goes first, so a request that reaches a
+        // peer finds the session orphaned instead of forwarded back to a node about to close it.
+        if let Some(r) = table.registry().filter(|_| cfg.cluster.adopt_orphans) {
+            r.leave().await;
+        }
         closing.cancel();
         stop.cancel();
         table.close_all(CloseReason::Shutdown).await;

@@ -150,10 +150,11 @@ async fn a_session_on_a_is_served_through_b_and_c_for_every_kind_of_message() {
 }
 
 #[tokio::test]
-async fn a_dead_owner_answers_404_quickly() {
+async fn without_adoption_a_dead_owner_answers_404_quickly() {
     let redis = Redis::start();
-    let mut a = node(&redis, "a", "");
-    let b = node(&redis, "b", "");
+    let no_adoption = "[cluster]\nadopt_orphans = false\n";
+    let mut a = node(&redis, "a", no_adoption);
+    let b = node(&redis, "b", no_adoption);
     let sid = a.session().await;
     wait_forwarding(&b, &sid).await;
     a.kill9();
@@ -170,24 +171,26 @@ async fn a_dead_owner_answers_404_quickly() {
 }
 
 #[tokio::test]
-async fn a_forwarded_request_is_never_forwarded_again() {
+async fn a_request_is_forwarded_at_most_twice_and_never_back_along_its_path() {
     let redis = Redis::start();
     let a = node(&redis, "a", "");
     let b = node(&redis, "b", "");
     let sid = a.session().await;
     wait_forwarding(&b, &sid).await;
-    let mut h = post_headers(&sid);
-    h.push(("mcpd-forwarded-by", "c"));
-    let r = send(
-        b.addr,
-        "POST",
-        "/mcp",
-        &h,
-        json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string(),
-    )
-    .await;
-    r.assert_error(404, -32001);
-    // Logged as this node's own 404 (a change from the forwarded misroute before: logged again).
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
+    let via_b = |path: &'static str| {
+        let mut h = post_headers(&sid);
+        h.push(("mcpd-forwarded-by", path));
+        let (addr, body) = (b.addr, ping.clone());
+        async move { send(addr, "POST", "/mcp", &h, body).await }
+    };
+    // One hop so far (a node that found the session moved): B sends it on to the owner.
+    let r = via_b("c").await;
+    assert_eq!(r.status, 200, "one more hop is allowed: {}", r.text());
+    // Two hops already: B answers itself.
+    via_b("c,d").await.assert_error(404, -32001);
+    // The owner is on the path: never sent back there.
+    via_b("a").await.assert_error(404, -32001);
     assert!(
         b.wait_log(&["WARN", &sid, "action=\"404\""], Duration::from_secs(2)),
         "{}",

@@ -103,7 +103,7 @@ async fn the_drain_turns_healthz_503_tells_streams_to_retry_then_removes_the_nod
 ) {
     let redis = Redis::start();
     let mut s = Server::start(&format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nnode_id = \"d1\"\n[redis]\nurl = \"{}\"\n[shutdown]\ngrace = \"500ms\"\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\nnode_id = \"d1\"\n[redis]\nurl = \"{}\"\n[shutdown]\ngrace = \"500ms\"\n[cluster]\nadopt_orphans = false\n",
         redis.url()
     ));
     let sid = s.session().await;
@@ -129,5 +129,36 @@ async fn the_drain_turns_healthz_503_tells_streams_to_retry_then_removes_the_nod
         redis.keys("mcp:*").is_empty(),
         "the node's keys are gone: {:?}",
         redis.keys("mcp:*")
+    );
+}
+
+#[tokio::test]
+async fn with_adoption_the_drain_releases_sessions_for_peers_instead_of_deleting_them() {
+    let redis = Redis::start();
+    let mut s = Server::start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nnode_id = \"d2\"\n[redis]\nurl = \"{}\"\n[session]\nidle_timeout = \"10m\"\n[shutdown]\ngrace = \"200ms\"\n",
+        redis.url()
+    ));
+    let sid = s.session().await;
+    assert!(
+        redis.wait_until(Duration::from_secs(5), |r| r.keys("mcp:node:d2*").len()
+            == 2)
+    );
+    s.signal("TERM");
+    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
+    assert_eq!(
+        redis.keys("mcp:*"),
+        vec![format!("mcp:session:{sid}")],
+        "heartbeat and node set gone, the session's record kept"
+    );
+    let ttl = redis.cmd(&["PTTL", &format!("mcp:session:{sid}")]).int();
+    assert!(
+        ttl > 0 && ttl <= 600_000,
+        "released records expire after the idle timeout, not the 30-day TTL: {ttl} ms"
+    );
+    assert!(
+        s.wait_log(&["left the cluster"], Duration::from_secs(1)),
+        "{}",
+        s.logs()
     );
 }

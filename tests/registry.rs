@@ -129,8 +129,8 @@ async fn delete_removes_the_key_even_when_this_node_does_not_hold_the_session() 
 #[tokio::test]
 async fn misses_are_classified_and_logged_once_with_their_fields() {
     let mut redis = Redis::start();
-    // The ADR's strict mode (no forwarding): every miss is a 404 and a log line.
-    let strict = "[cluster]\nforward_misroutes = false\n";
+    // The ADR's strict mode (no forwarding, no adoption): every miss is a 404 and a log line.
+    let strict = "[cluster]\nforward_misroutes = false\nadopt_orphans = false\n";
     let a = node(&redis, "a", strict);
     let b = node(&redis, "b", strict);
     let mut c = node(&redis, "c", strict);
@@ -201,9 +201,10 @@ async fn misses_are_classified_and_logged_once_with_their_fields() {
 }
 
 #[tokio::test]
-async fn a_sigkilled_nodes_keys_are_purged_by_its_next_start() {
+async fn without_adoption_a_sigkilled_nodes_keys_are_purged_by_its_next_start() {
     let redis = Redis::start();
-    let mut first = node(&redis, "n1", "");
+    let no_adoption = "[cluster]\nadopt_orphans = false\n";
+    let mut first = node(&redis, "n1", no_adoption);
     let mut ids = Vec::new();
     for _ in 0..5 {
         ids.push(first.session().await);
@@ -218,7 +219,7 @@ async fn a_sigkilled_nodes_keys_are_purged_by_its_next_start() {
     let other = node(&redis, "n2", "");
     let kept = other.session().await;
     wait_synced(&other).await;
-    let second = node(&redis, "n1", "");
+    let second = node(&redis, "n1", no_adoption);
     wait_synced(&second).await;
     assert_eq!(
         redis.keys("mcp:session:*"),
@@ -316,9 +317,9 @@ async fn with_redis_down_at_start_the_node_serves_and_registers_once_it_comes_up
 }
 
 #[tokio::test]
-async fn shutdown_removes_this_nodes_keys() {
+async fn without_adoption_shutdown_removes_this_nodes_keys() {
     let redis = Redis::start();
-    let mut s = node(&redis, "n1", "");
+    let mut s = node(&redis, "n1", "[cluster]\nadopt_orphans = false\n");
     for _ in 0..3 {
         s.session().await;
     }

@@ -4,8 +4,9 @@
 //!
 //! The forwarded request keeps the client's headers (Host and Origin included, so the owner
 //! applies its own checks), gains `mcpd-forwarded-by` (a marked request is never forwarded again)
-//! and the cluster's peer secret when one is configured. An owner that cannot be reached answers
-//! as the ADR decides — 404 — after a short connect timeout, never a 30-second stall.
+//! and the cluster's peer secret when one is configured. An owner that does not accept a
+//! connection within a short timeout is reported to the caller, which may adopt the session
+//! (see `session::adopt`); other failures answer as the ADR decides — 404 — never a long stall.
 
 use std::time::Duration;
 
@@ -69,7 +70,9 @@ impl Forwarder {
         }
     }
 
-    /// Relays one request to `to` and its answer back; 404 when the owner cannot be reached.
+    /// Relays one request to `to` and its answer back. `Err` when `to` did not accept a
+    /// connection (the caller may take the request itself: the owner is likely gone); any later
+    /// failure answers 404, as the ADR decides for a session that cannot be served.
     pub async fn forward(
         &self,
         to: &Forward,
@@ -77,13 +80,13 @@ impl Forwarder {
         uri: &Uri,
         headers: &HeaderMap,
         body: Bytes,
-    ) -> Response<Body> {
+    ) -> Result<Response<Body>, Unreachable> {
         let started = std::time::Instant::now();
         let outcome = self.send(to, method, uri, headers, body).await;
-        let label = if outcome.is_ok() {
-            "relayed"
-        } else {
-            "unreachable"
+        let label = match &outcome {
+            Ok(_) => "relayed",
+            Err(ForwardError::Connect(_)) => "refused",
+            Err(_) => "unreachable",
         };
         crate::telemetry::metrics()
             .forwarded
@@ -93,16 +96,21 @@ impl Forwarder {
             })
             .inc();
         match outcome {
-            Ok(response) => response,
+            Ok(response) => Ok(response),
             Err(e) => {
+                let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                if let ForwardError::Connect(_) = e {
+                    tracing::info!(owner_node = %to.node, url = %to.url, error = %e, elapsed_ms, "the session's owner does not accept connections");
+                    return Err(Unreachable);
+                }
                 tracing::warn!(
                     owner_node = %to.node,
                     url = %to.url,
                     error = %e,
-                    elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    elapsed_ms,
                     "cannot forward to the session's owner; answering 404"
                 );
-                super::routes::into_response(Reply::session_not_found())
+                Ok(super::routes::into_response(Reply::session_not_found()))
             }
         }
     }
@@ -133,14 +141,31 @@ impl Forwarder {
                 out.append(name.clone(), value.clone());
             }
         }
-        out.insert(mcp_header::FORWARDED_BY, self.node.clone());
+        // The request's path so far, then this node: the next node never sends it back here.
+        let path = match headers
+            .get(mcp_header::FORWARDED_BY)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(before) if !before.is_empty() => {
+                HeaderValue::from_str(&format!("{before},{}", self.node.to_str().unwrap_or("")))
+                    .unwrap_or_else(|_| self.node.clone())
+            }
+            _ => self.node.clone(),
+        };
+        out.insert(mcp_header::FORWARDED_BY, path);
         if let Some(secret) = &self.secret {
             out.insert(mcp_header::PEER_SECRET, secret.clone());
         }
         let res = tokio::time::timeout(self.response_timeout, self.client.request(req))
             .await
             .map_err(|_| ForwardError::Timeout)?
-            .map_err(|e| ForwardError::Peer(format!("{e:#}")))?;
+            .map_err(|e| {
+                if e.is_connect() {
+                    ForwardError::Connect(format!("{e:#}"))
+                } else {
+                    ForwardError::Peer(format!("{e:#}"))
+                }
+            })?;
         let (parts, incoming) = res.into_parts();
         // The owner's bytes as they come: SSE events are relayed one by one, and a stream that
         // breaks ends here too (the client resumes with Last-Event-ID through any node).
@@ -164,9 +189,15 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&name.as_str()) || name == header::UPGRADE
 }
 
+/// The peer did not accept a connection (refused, or no answer within the connect timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unreachable;
+
 /// Why a request could not be relayed.
 #[derive(Debug, thiserror::Error)]
 enum ForwardError {
+    #[error("connecting failed: {0}")]
+    Connect(String),
     #[error("the peer's advertised URL {0:?} is not usable")]
     BadUrl(String),
     #[error("no response from the peer in time")]

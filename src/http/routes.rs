@@ -131,10 +131,29 @@ impl Router {
             .await;
         if let Some(to) = reply.forward.take() {
             tracing::debug!(node = %self.node, owner_node = %to.node, method = %parts.method, "forwarding to the session's owner");
-            return self
+            match self
                 .forwarder
-                .forward(&to, &parts.method, &parts.uri, &parts.headers, body)
-                .await;
+                .forward(&to, &parts.method, &parts.uri, &parts.headers, body.clone())
+                .await
+            {
+                Ok(response) => return response,
+                Err(super::forward::Unreachable) => {
+                    // Its node is gone: take the request here (adoption), once.
+                    self.endpoint.owner_unreachable(&to.node);
+                    let retry = RequestHeaders {
+                        unreachable_owner: Some(&to.node),
+                        ..headers
+                    };
+                    reply = self.run(method, &retry, body.clone()).await;
+                    if let Some(next) = reply.forward.take() {
+                        return self
+                            .forwarder
+                            .forward(&next, &parts.method, &parts.uri, &parts.headers, body)
+                            .await
+                            .unwrap_or_else(|_| into_response(Reply::session_not_found()));
+                    }
+                }
+            }
         }
         let method_label = match method {
             HttpMethod::Post => "POST",
@@ -168,14 +187,23 @@ impl Router {
         raw: &HeaderMap,
         incoming: Incoming,
     ) -> (Reply, Bytes) {
-        match method {
+        let body = match method {
             HttpMethod::Post => match self.read_body(raw, incoming).await {
-                Ok(body) => (self.endpoint.post(headers, body.clone()).await, body),
-                Err(reply) => (reply, Bytes::new()),
+                Ok(body) => body,
+                Err(reply) => return (reply, Bytes::new()),
             },
-            HttpMethod::Get => (self.endpoint.get(headers).await, Bytes::new()),
-            HttpMethod::Delete => (self.endpoint.delete(headers).await, Bytes::new()),
-            HttpMethod::Other => (Reply::method_not_allowed(), Bytes::new()),
+            _ => Bytes::new(),
+        };
+        (self.run(method, headers, body.clone()).await, body)
+    }
+
+    /// The endpoint's answer to a request whose body was read.
+    async fn run(&self, method: HttpMethod, headers: &RequestHeaders<'_>, body: Bytes) -> Reply {
+        match method {
+            HttpMethod::Post => self.endpoint.post(headers, body).await,
+            HttpMethod::Get => self.endpoint.get(headers).await,
+            HttpMethod::Delete => self.endpoint.delete(headers).await,
+            HttpMethod::Other => Reply::method_not_allowed(),
         }
     }
 
@@ -251,6 +279,7 @@ fn read_headers<'a>(
         forwarded_by: get(mcp_header::FORWARDED_BY, 400)?,
         peer_secret: get(mcp_header::PEER_SECRET, 403)?,
         host: get(header::HOST.as_str(), 403)?.or(authority),
+        unreachable_owner: None,
     })
 }
 

@@ -18,8 +18,10 @@ use super::sse::{self, Follow};
 use super::transport::{self, OriginPolicy, Reply, RequestHeaders};
 use crate::catalog::{CallInfo, Catalog};
 use crate::config::Config;
+use crate::session::registry::MissPolicy;
 use crate::session::{
-    OwnerTag, ProtocolVersion, ReaderGuard, Session, SessionId, SessionParams, SessionTable,
+    OwnerTag, ProtocolVersion, ReaderGuard, Resolved, Session, SessionId, SessionParams,
+    SessionTable,
 };
 
 /// HTTP methods, as far as the endpoint cares.
@@ -41,6 +43,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Serve a misrouted request through its live owner (`cluster.forward_misroutes`).
     pub forward_misroutes: bool,
+    /// Continue a session whose owner is gone (`cluster.adopt_orphans`).
+    pub adopt_orphans: bool,
     /// Required on forwarded requests when set (`cluster.peer_secret`).
     pub peer_secret: Option<String>,
 }
@@ -135,6 +139,7 @@ impl Endpoint {
                     max_in_flight: cfg.session.max_in_flight,
                     request_timeout: cfg.session.request_timeout.get(),
                     forward_misroutes: cfg.cluster.forward_misroutes,
+                    adopt_orphans: cfg.cluster.adopt_orphans,
                     peer_secret: (!cfg.cluster.peer_secret.is_empty())
                         .then(|| cfg.cluster.peer_secret.clone()),
                 },
@@ -152,6 +157,14 @@ impl Endpoint {
     /// This node's sessions.
     pub fn sessions(&self) -> &Arc<SessionTable> {
         &self.shared.table
+    }
+
+    /// Forwarding to `node` just failed to connect: routing skips it until it shows a sign of
+    /// life (a new boot) or its heartbeat would have expired.
+    pub fn owner_unreachable(&self, node: &str) {
+        if let Some(r) = self.shared.table.registry() {
+            r.peer_unreachable(node);
+        }
     }
 
     /// The checks that need no body: Origin/Host, method, Accept and Content-Type. The HTTP
@@ -240,8 +253,14 @@ impl Endpoint {
         };
         // The priming event names the reader's resume point; it is sent on this connection only
         // and never stored, so reconnecting clients cannot push real events out of the ring.
-        let first = (resumed_from.is_none() && session.params().protocol.primes_streams())
-            .then(|| sse::priming(0, reader.cursor(), self.shared.limits.sse_retry));
+        let first =
+            (resumed_from.is_none() && session.params().protocol.primes_streams()).then(|| {
+                sse::priming(
+                    session.standalone().id(),
+                    reader.cursor(),
+                    self.shared.limits.sse_retry,
+                )
+            });
         self.shared.sse_reply(&session, reader, first, linger)
     }
 
@@ -350,18 +369,9 @@ impl Endpoint {
             .parse::<SessionId>()
             .ok()
             .and_then(|id| self.shared.table.get(&id));
-        let Some(session) = session else {
-            // A forwarded request is never forwarded again: the owner answers 404 itself.
-            let forward = self.shared.limits.forward_misroutes && h.forwarded_by.is_none();
-            let (miss, owner) = self.shared.table.miss(raw, forward).await;
-            if let Some(peer) = owner {
-                return Err(Reply::forward(transport::Forward {
-                    node: peer.node,
-                    url: peer.url,
-                }));
-            }
-            tracing::debug!(node = %self.shared.node, session_id = raw, class = miss.class.as_str(), "session not held here");
-            return Err(Reply::session_not_found());
+        let session = match session {
+            Some(s) => s,
+            None => self.resolve_miss(raw, h).await?,
         };
         if let Some(v) = h.protocol_version {
             if v.parse::<ProtocolVersion>().is_err() {
@@ -378,5 +388,45 @@ impl Endpoint {
             }
         }
         Ok(session)
+    }
+
+    /// A request for a session this node does not hold: forwarded to the live node that holds it,
+    /// adopted here when its owner is gone, or 404 — per the config, the drain state and the
+    /// request's forwarding path.
+    async fn resolve_miss(&self, raw: &str, h: &RequestHeaders<'_>) -> Result<Arc<Session>, Reply> {
+        let limits = &self.shared.limits;
+        let mut path = transport::forwarding_path(h.forwarded_by);
+        let draining = self.shared.draining.is_cancelled();
+        let policy = MissPolicy {
+            forward: limits.forward_misroutes && path.len() < transport::MAX_HOPS,
+            shortcut: path.is_empty() && h.unreachable_owner.is_none(),
+            adopt: limits.adopt_orphans && !draining,
+            handoff: draining && limits.adopt_orphans,
+            unreachable: h.unreachable_owner.map(str::to_owned),
+            avoid: {
+                path.push(self.shared.node.to_string());
+                path
+            },
+        };
+        match self
+            .shared
+            .table
+            .resolve_miss(raw, &policy, limits.replay_events)
+            .await
+        {
+            Resolved::Here(session) => Ok(session),
+            Resolved::Forward(peer) => Err(Reply::forward(transport::Forward {
+                node: peer.node,
+                url: peer.url,
+            })),
+            Resolved::NotFound => {
+                tracing::debug!(node = %self.shared.node, session_id = raw, "session not held here");
+                Err(Reply::session_not_found())
+            }
+            Resolved::Full(full) => Err(Reply::unavailable(
+                format!("Service Unavailable: {full}"),
+                5,
+            )),
+        }
     }
 }

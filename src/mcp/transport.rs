@@ -18,8 +18,9 @@ pub mod header {
     pub const SESSION_ID: &str = "mcp-session-id";
     pub const PROTOCOL_VERSION: &str = "mcp-protocol-version";
     pub const LAST_EVENT_ID: &str = "last-event-id";
-    /// Set by a node that forwards a request to the session's owner: a marked request is never
-    /// forwarded again (no loops).
+    /// The nodes a request was forwarded through, comma-separated, each appended by the node
+    /// that forwards it: a request is forwarded at most twice and never back to a node on its
+    /// path (no loops).
     pub const FORWARDED_BY: &str = "mcpd-forwarded-by";
     /// The cluster's shared secret on forwarded requests (`cluster.peer_secret`).
     pub const PEER_SECRET: &str = "mcpd-peer-secret";
@@ -35,9 +36,29 @@ pub struct RequestHeaders<'a> {
     pub last_event_id: Option<&'a str>,
     pub origin: Option<&'a str>,
     pub host: Option<&'a str>,
-    /// `mcpd-forwarded-by`: the node that forwarded this request, if one did.
+    /// `mcpd-forwarded-by`: the nodes that forwarded this request, if any did.
     pub forwarded_by: Option<&'a str>,
     pub peer_secret: Option<&'a str>,
+    /// Not a header: set by the HTTP layer when it runs a request again here because forwarding
+    /// it to this node (the session's owner) failed to connect — evidence the owner is gone.
+    pub unreachable_owner: Option<&'a str>,
+}
+
+/// How many times a request may be forwarded: once to the node the id's tag or the registry
+/// names, once more when that node finds the session has moved (adopted elsewhere).
+pub const MAX_HOPS: usize = 2;
+
+/// The nodes in an `mcpd-forwarded-by` value.
+pub fn forwarding_path(value: Option<&str>) -> Vec<String> {
+    value
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The body of a reply.

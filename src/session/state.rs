@@ -69,6 +69,37 @@ pub enum InFlightError {
 impl Session {
     /// A new session; `replay_events` bounds each stream's replay ring.
     pub fn new(id: SessionId, params: SessionParams, replay_events: usize) -> Session {
+        Session::with_streams_from(id, params, replay_events, 0)
+    }
+
+    /// A session continued here after its owner went away (adoption): initialized already, with
+    /// the log level and subscriptions its record kept. Its streams are numbered from a random
+    /// base, so an event id from the previous incarnation (a GET with `Last-Event-ID`) names no
+    /// stream of this one and gets a fresh stream instead of a wrong replay.
+    pub fn continued(
+        id: SessionId,
+        params: SessionParams,
+        replay_events: usize,
+        log_level: LogLevel,
+        subscriptions: impl IntoIterator<Item = String>,
+    ) -> Session {
+        let base = fastrand::u32(1 << 20..1 << 30);
+        let session = Session::with_streams_from(id, params, replay_events, base);
+        {
+            let mut st = session.lock();
+            st.log_level = log_level;
+            st.subscriptions = subscriptions.into_iter().collect();
+        }
+        session.mark_initialized();
+        session
+    }
+
+    fn with_streams_from(
+        id: SessionId,
+        params: SessionParams,
+        replay_events: usize,
+        base: StreamId,
+    ) -> Session {
         Session {
             id,
             params,
@@ -82,12 +113,12 @@ impl Session {
             initialized: AtomicBool::new(false),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            standalone: EventLog::new(0, replay_events),
+            standalone: EventLog::new(base, replay_events),
             state: Mutex::new(State {
                 log_level: LogLevel::Info,
                 subscriptions: BTreeSet::new(),
                 streams: HashMap::new(),
-                next_stream: 1,
+                next_stream: base + 1,
                 in_flight: HashMap::new(),
                 pending: HashMap::new(),
                 next_request: 0,
@@ -220,7 +251,11 @@ impl Session {
     pub fn open_stream(&self, replay_events: usize) -> Arc<EventLog> {
         let mut st = self.lock();
         let id = st.next_stream;
-        st.next_stream = st.next_stream.wrapping_add(1).max(1);
+        // Never the standalone stream's number, even after wrapping.
+        st.next_stream = st.next_stream.wrapping_add(1);
+        if st.next_stream == self.standalone.id() {
+            st.next_stream = st.next_stream.wrapping_add(1);
+        }
         let mut finished: Vec<StreamId> = st
             .streams
             .iter()
@@ -238,9 +273,10 @@ impl Session {
         log
     }
 
-    /// The stream numbered `id` (0 is the standalone stream), if still known.
+    /// The stream numbered `id` (the standalone stream's is 0, or an adopted session's random
+    /// base), if still known.
     pub fn stream(&self, id: StreamId) -> Option<Arc<EventLog>> {
-        if id == 0 {
+        if id == self.standalone.id() {
             return Some(Arc::clone(&self.standalone));
         }
         self.lock().streams.get(&id).cloned()

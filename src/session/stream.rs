@@ -18,8 +18,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
-/// A stream's number within its session: 0 is the standalone (GET) stream, POST streams count up
-/// from 1. Event ids are `<stream>-<seq>`, so an id names its stream.
+/// A stream's number within its session: the standalone (GET) stream is 0 and POST streams count
+/// up from 1 — or from a random base for an adopted session, so that event ids of its previous
+/// incarnation name none of its streams. Event ids are `<stream>-<seq>`, so an id names its
+/// stream.
 pub type StreamId = u32;
 
 /// What a reader finds when it looks at the log.
@@ -147,6 +149,10 @@ impl EventLog {
     pub fn attach(self: &Arc<Self>, after: Option<u64>) -> ReaderGuard {
         let reader = self.next_reader.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
+        // A resume point past anything this stream issued comes from somewhere else (another
+        // incarnation of the session): start fresh rather than skip events that never reached
+        // the client.
+        let after = after.filter(|seq| *seq < inner.next_seq);
         let cursor = match after {
             Some(seq) => {
                 inner.primary = Some(reader);

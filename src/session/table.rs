@@ -1,12 +1,12 @@
 //! This node's sessions: lookup, the `max_sessions` cap, and reaping.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::registry::{Miss, MissClass, Peer, Registry};
+use super::registry::{Registry, Removal};
 use super::{Session, SessionId};
 
 /// Why a session ended (logged, and counted once metrics exist).
@@ -20,6 +20,8 @@ pub enum CloseReason {
     InitTimeout,
     /// The server is shutting down.
     Shutdown,
+    /// Another node adopted it while this one was cut off from the cluster: its copy wins.
+    Superseded,
 }
 
 impl CloseReason {
@@ -30,6 +32,7 @@ impl CloseReason {
             CloseReason::Idle => "idle",
             CloseReason::InitTimeout => "init-timeout",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::Superseded => "superseded",
         }
     }
 }
@@ -43,8 +46,11 @@ pub struct TableFull(pub usize);
 #[derive(Debug)]
 pub struct SessionTable {
     map: RwLock<HashMap<SessionId, Arc<Session>>>,
-    max: usize,
+    pub(super) max: usize,
     registry: Option<Registry>,
+    /// Adoptions under way here, one lock per id: concurrent requests for the same orphan wait
+    /// for the first to finish instead of claiming it twice (see [`super::adopt`]).
+    pub(super) adopting: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl SessionTable {
@@ -54,6 +60,7 @@ impl SessionTable {
             map: RwLock::new(HashMap::new()),
             max,
             registry,
+            adopting: Mutex::new(HashMap::new()),
         }
     }
 
@@ -78,34 +85,11 @@ impl SessionTable {
         }
     }
 
-    /// A request named `raw_id`, which this node does not hold: says why (logged once) and, with
-    /// `forward`, which live peer holds it. Without a registry the miss is unclassified and
-    /// nothing can be forwarded.
-    pub async fn miss(&self, raw_id: &str, forward: bool) -> (Miss, Option<Peer>) {
-        let (miss, peer) = match &self.registry {
-            Some(r) => r.route(raw_id, forward).await,
-            None => (
-                Miss {
-                    class: MissClass::Unclassified,
-                    owner: None,
-                },
-                None,
-            ),
-        };
-        crate::telemetry::metrics()
-            .session_misses
-            .get_or_create(&crate::telemetry::metrics::ClassLabels {
-                class: miss.class.as_str(),
-            })
-            .inc();
-        (miss, peer)
-    }
-
     /// A DELETE for `raw_id`, which this node does not hold: its registry key goes anyway
     /// (ADR-0066: the session may belong to another node or a previous process).
     pub fn forget(&self, raw_id: &str) {
         if let (Some(r), Ok(id)) = (&self.registry, raw_id.parse::<SessionId>()) {
-            r.closed(id);
+            r.closed(id, Removal::Any);
         }
     }
 
@@ -120,6 +104,16 @@ impl SessionTable {
         }
         map.insert(session.id(), session);
         Ok(())
+    }
+
+    /// Adds an adopted session whose registry record the claim already wrote. The cap was
+    /// checked before the claim (concurrent adoptions may pass it by a few: refusing a claimed
+    /// session would strand it).
+    pub(super) fn insert_claimed(&self, session: Arc<Session>) {
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(session.id(), session);
     }
 
     /// The session with this id.
@@ -160,7 +154,16 @@ impl SessionTable {
             .remove(id)?;
         session.close();
         if let Some(r) = &self.registry {
-            r.closed(*id);
+            r.closed(
+                *id,
+                match reason {
+                    // The client ended it: the key goes whoever holds it (ADR-0066).
+                    CloseReason::Delete => Removal::Any,
+                    // Left for another node to continue, when adoption is on.
+                    CloseReason::Shutdown => r.shutdown_removal(),
+                    _ => Removal::Own,
+                },
+            );
         }
         crate::telemetry::metrics()
             .sessions_closed

@@ -49,6 +49,8 @@ pub struct ClassLabels {
 pub struct Metrics {
     registry: Registry,
     pub sessions_created: Counter,
+    /// Sessions continued here after their owner went away (session adoption).
+    pub sessions_adopted: Counter,
     pub sessions_closed: Family<ReasonLabels, Counter>,
     pub requests: Family<RequestLabels, Counter>,
     pub rpc_requests: Family<RpcLabels, Counter>,
@@ -86,6 +88,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("mcpd");
         let m = Metrics {
             sessions_created: Counter::default(),
+            sessions_adopted: Counter::default(),
             sessions_closed: Family::default(),
             requests: Family::default(),
             rpc_requests: Family::default(),
@@ -112,8 +115,13 @@ impl Metrics {
             m.sessions_created.clone(),
         );
         registry.register(
+            "sessions_adopted",
+            "Sessions continued on this node after their owner went away",
+            m.sessions_adopted.clone(),
+        );
+        registry.register(
             "sessions_closed",
-            "Sessions closed, by reason (delete, idle, init-timeout, shutdown)",
+            "Sessions closed, by reason (delete, idle, init-timeout, shutdown, superseded)",
             m.sessions_closed.clone(),
         );
         registry.register(

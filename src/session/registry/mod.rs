@@ -12,7 +12,9 @@
 
 mod inspect;
 mod keys;
+mod miss;
 mod queue;
+mod scripts;
 mod writer;
 
 use std::collections::HashMap;
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use fred::clients::Client;
 use fred::interfaces::{ClientLike, KeysInterface};
-use fred::types::config::{Config as FredConfig, Options, ReconnectPolicy};
+use fred::types::config::{Config as FredConfig, ReconnectPolicy};
 use fred::types::Builder;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -30,16 +32,12 @@ use tokio_util::sync::CancellationToken;
 
 pub use inspect::{inspect, Inspection, NodeSummary, RegisteredSession};
 pub use keys::{Keys, NodeBeat, SessionRecord};
+pub use miss::{ClaimError, Miss, MissClass, MissPolicy, Orphan, Route};
 
 use super::{OwnerTag, Session, SessionId, SessionTable};
-use queue::Queue;
+pub use queue::Removal;
+use queue::{Queue, Write};
 
-/// A miss is logged at WARN once per session id (and class and action: a change is news) within
-/// this window; repeats go to DEBUG, so a
-/// client hammering a dead id cannot flood the journal.
-const LOG_ONCE_WINDOW: Duration = Duration::from_secs(60);
-/// How many recently logged ids are remembered for that.
-const LOG_ONCE_CAPACITY: usize = 4096;
 /// Refreshes kept while Redis is slow or away (older ones are dropped first).
 const MAX_QUEUED_TOUCHES: usize = 100_000;
 
@@ -57,46 +55,18 @@ pub struct RegistryConfig {
     pub lookup_timeout: Duration,
     pub command_timeout: Duration,
     pub max_queued_deletes: usize,
+    /// `cluster.adopt_orphans`: at shutdown (and when purging a previous boot's leftovers) this
+    /// node's sessions are released for adoption instead of deleted.
+    pub adopt: bool,
+    /// How long a released session's record stays adoptable (`session.idle_timeout`: as long as
+    /// the session itself would have lived without requests).
+    pub orphan_ttl: Duration,
 }
 
 /// The registry could not be set up (a bad URL; connection problems are never errors).
 #[derive(Debug, thiserror::Error)]
 #[error("invalid redis.url")]
 pub struct RegistryError(#[from] fred::error::Error);
-
-/// Why a request named a session this node does not hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MissClass {
-    /// Another live node holds it: the client reached the wrong node.
-    Misroute,
-    /// Its owner is gone: the node's heartbeat expired, it restarted, or it was a previous boot
-    /// of this node.
-    Stale,
-    /// No such session is registered (never existed, expired, or already closed).
-    Unknown,
-    /// Redis did not answer in time (or the registry is off).
-    Unclassified,
-}
-
-impl MissClass {
-    /// The label in logs (`class=`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MissClass::Misroute => "misroute",
-            MissClass::Stale => "stale",
-            MissClass::Unknown => "unknown",
-            MissClass::Unclassified => "unclassified",
-        }
-    }
-}
-
-/// A classified miss.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Miss {
-    pub class: MissClass,
-    /// The node the registry names as owner, when it names one.
-    pub owner: Option<String>,
-}
 
 /// The registry's state for `/healthz`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -132,9 +102,15 @@ struct Inner {
     flushes: AtomicU64,
     errors: AtomicU64,
     synced: AtomicBool,
-    logged: Mutex<HashMap<SessionId, (Instant, MissClass, bool)>>,
+    logged: Mutex<HashMap<SessionId, (Instant, MissClass, &'static str)>>,
     /// Live peers by owner tag, refreshed with every heartbeat (this node excluded).
     peers: std::sync::RwLock<HashMap<OwnerTag, Peer>>,
+    /// Adopted sessions' new holders, learnt from Redis (see [`miss`]).
+    moved: Mutex<HashMap<SessionId, String>>,
+    /// Peers that refused a connection: node → (its boot then, skip until).
+    suspects: Mutex<HashMap<String, (String, Instant)>>,
+    /// Set by [`leave`](Registry::leave): no more heartbeats.
+    leaving: AtomicBool,
 }
 
 /// Another live node, as its heartbeat describes it.
@@ -172,6 +148,9 @@ impl Registry {
                 synced: AtomicBool::new(false),
                 logged: Mutex::new(HashMap::new()),
                 peers: std::sync::RwLock::new(HashMap::new()),
+                moved: Mutex::new(HashMap::new()),
+                suspects: Mutex::new(HashMap::new()),
+                leaving: AtomicBool::new(false),
             }),
         })
     }
@@ -184,23 +163,57 @@ impl Registry {
 
     /// The live peer that minted `id`, from the directory the heartbeats keep (no Redis read).
     pub fn peer_for(&self, id: &SessionId) -> Option<Peer> {
-        self.inner
+        let peer = self
+            .inner
             .peers
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&id.owner())
-            .cloned()
+            .cloned()?;
+        (!self.is_suspect(&peer)).then_some(peer)
     }
 
     /// The live peer named `node`.
     pub fn peer_named(&self, node: &str) -> Option<Peer> {
-        self.inner
+        let peer = self
+            .inner
             .peers
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .find(|p| p.node == node)
+            .cloned()?;
+        (!self.is_suspect(&peer)).then_some(peer)
+    }
+
+    /// Every live peer in the directory that is not suspect.
+    pub fn live_peers(&self) -> Vec<Peer> {
+        let peers: Vec<Peer> = self
+            .inner
+            .peers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
             .cloned()
+            .collect();
+        peers.into_iter().filter(|p| !self.is_suspect(p)).collect()
+    }
+
+    /// True while `peer` refused a connection recently under the same boot.
+    fn is_suspect(&self, peer: &Peer) -> bool {
+        let mut suspects = self
+            .inner
+            .suspects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match suspects.get(&peer.node) {
+            None => false,
+            Some((boot, until)) if *boot == peer.boot && Instant::now() < *until => true,
+            Some(_) => {
+                suspects.remove(&peer.node);
+                false
+            }
+        }
     }
 
     fn set_peers(&self, peers: HashMap<OwnerTag, Peer>) {
@@ -239,23 +252,60 @@ impl Registry {
     }
 
     /// A session's durable parameters changed (log level, subscriptions): its record is written
-    /// again, through the same queue (a pending write of the same session is replaced).
+    /// again, through the same queue (a pending write of the same session is replaced), unless
+    /// another node owns it by now.
     pub fn updated(&self, session: &Session) {
-        self.created(session);
+        let record = self.record(session);
+        self.queue().create(session.id(), record, Write::Own);
+        self.inner.wake.notify_one();
     }
 
     /// A session was created here.
     pub fn created(&self, session: &Session) {
         let record = self.record(session);
-        self.queue().create(session.id(), record);
+        self.queue().create(session.id(), record, Write::New);
         self.inner.wake.notify_one();
     }
 
-    /// A session ended, here or (DELETE of an id this node does not hold) anywhere: its key goes,
-    /// whatever the local outcome (ADR-0066).
-    pub fn closed(&self, id: SessionId) {
-        self.queue().delete(id);
+    /// A session's key is to go: `Any` for a client's DELETE (whatever the local outcome,
+    /// ADR-0066), `Own` for this node's closes, `Release` to leave it for adoption.
+    pub fn closed(&self, id: SessionId, kind: Removal) {
+        self.queue().delete(id, kind);
         self.inner.wake.notify_one();
+    }
+
+    /// How this node's shutdown removes its sessions' keys: released for adoption, or deleted.
+    pub fn shutdown_removal(&self) -> Removal {
+        if self.inner.cfg.adopt {
+            Removal::Release
+        } else {
+            Removal::Own
+        }
+    }
+
+    /// The node is going away (drain): its heartbeat is deleted now and never written again, so
+    /// peers see its sessions as orphans and adopt them the moment they are asked for one — while
+    /// this node still serves them until it closes them. Bounded by the command timeout; without
+    /// Redis, the heartbeat expires on its own.
+    pub async fn leave(&self) {
+        let inner = &self.inner;
+        inner.leaving.store(true, Ordering::Relaxed);
+        if !inner.client.is_connected() {
+            return;
+        }
+        let key = inner.keys.heartbeat(&inner.node);
+        match tokio::time::timeout(inner.cfg.command_timeout, inner.client.del::<i64, _>(key)).await
+        {
+            Ok(Ok(_)) => {
+                tracing::info!(node = %inner.node, "left the cluster: heartbeat removed, sessions adoptable")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(node = %inner.node, error = %e, "could not remove the heartbeat; it expires on its own")
+            }
+            Err(_) => {
+                tracing::warn!(node = %inner.node, "removing the heartbeat timed out; it expires on its own")
+            }
+        }
     }
 
     /// A request used `session`: refreshes its TTL at most once per `touch_interval`.
@@ -284,160 +334,6 @@ impl Registry {
             dropped,
             flushes: self.inner.flushes.load(Ordering::Relaxed),
             errors: self.inner.errors.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Classifies a request for a session this node does not hold and, with `forward`, finds the
-    /// live peer to serve it through. The owner tag in the id usually names that peer without a
-    /// Redis read; otherwise one short-timeout read (two for a misroute) decides. Logged once per
-    /// id at WARN with `session_id`, `node`, `owner_node`, `class` and `action` (`forwarded` or
-    /// `404`).
-    pub async fn route(&self, raw_id: &str, forward: bool) -> (Miss, Option<Peer>) {
-        let Ok(id) = raw_id.parse::<SessionId>() else {
-            // Not an id any node of ours mints: nothing to look up.
-            let miss = Miss {
-                class: MissClass::Unknown,
-                owner: None,
-            };
-            self.log_miss(raw_id, &miss, "404");
-            return (miss, None);
-        };
-        if forward {
-            if let Some(peer) = self.peer_for(&id) {
-                let miss = Miss {
-                    class: MissClass::Misroute,
-                    owner: Some(peer.node.clone()),
-                };
-                self.log_miss(raw_id, &miss, "forwarded");
-                return (miss, Some(peer));
-            }
-        }
-        let miss = self.lookup(&id).await;
-        let target = match (&miss.class, &miss.owner) {
-            (MissClass::Misroute, Some(owner)) if forward => self.peer_named(owner),
-            _ => None,
-        };
-        self.log_miss(
-            raw_id,
-            &miss,
-            if target.is_some() { "forwarded" } else { "404" },
-        );
-        (miss, target)
-    }
-
-    async fn lookup(&self, id: &SessionId) -> Miss {
-        let unclassified = |owner| Miss {
-            class: MissClass::Unclassified,
-            owner,
-        };
-        if !self.inner.client.is_connected() {
-            return unclassified(None);
-        }
-        let opts = Options {
-            timeout: Some(self.inner.cfg.lookup_timeout),
-            fail_fast: true,
-            max_attempts: Some(1),
-            ..Default::default()
-        };
-        let client = self.inner.client.with_options(&opts);
-        let record = match client
-            .get::<Option<String>, _>(self.inner.keys.session(id))
-            .await
-        {
-            Ok(v) => v.as_deref().and_then(SessionRecord::decode),
-            Err(e) => {
-                self.inner.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(error = %e, "registry lookup failed");
-                return unclassified(None);
-            }
-        };
-        let Some(record) = record else {
-            return Miss {
-                class: MissClass::Unknown,
-                owner: None,
-            };
-        };
-        if record.node == self.inner.node {
-            // Our own id: a previous boot's (stale), or one this process already closed whose
-            // deletion is still on its way (gone, so unknown).
-            let class = if record.boot == self.inner.boot {
-                MissClass::Unknown
-            } else {
-                MissClass::Stale
-            };
-            return Miss {
-                class,
-                owner: Some(record.node),
-            };
-        }
-        let beat = client
-            .get::<Option<String>, _>(self.inner.keys.heartbeat(&record.node))
-            .await;
-        match beat.map(|raw| raw.as_deref().and_then(NodeBeat::decode)) {
-            Ok(Some(beat)) if beat.boot == record.boot => Miss {
-                class: MissClass::Misroute,
-                owner: Some(record.node),
-            },
-            Ok(_) => Miss {
-                class: MissClass::Stale,
-                owner: Some(record.node),
-            },
-            Err(e) => {
-                self.inner.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(error = %e, "registry heartbeat lookup failed");
-                unclassified(Some(record.node))
-            }
-        }
-    }
-
-    fn log_miss(&self, raw_id: &str, miss: &Miss, action: &str) {
-        let first = match raw_id.parse::<SessionId>() {
-            Ok(id) => {
-                let mut logged = self.inner.logged.lock().unwrap_or_else(|p| p.into_inner());
-                let now = Instant::now();
-                if logged.len() >= LOG_ONCE_CAPACITY {
-                    logged.retain(|_, (at, _, _)| now.duration_since(*at) < LOG_ONCE_WINDOW);
-                    if logged.len() >= LOG_ONCE_CAPACITY {
-                        logged.clear();
-                    }
-                }
-                let forwarded = action == "forwarded";
-                match logged.get(&id) {
-                    Some((at, class, fwd))
-                        if now.duration_since(*at) < LOG_ONCE_WINDOW
-                            && *class == miss.class
-                            && *fwd == forwarded =>
-                    {
-                        false
-                    }
-                    _ => {
-                        logged.insert(id, (now, miss.class, forwarded));
-                        true
-                    }
-                }
-            }
-            // Garbage ids are logged at DEBUG only: they are noise, not routing problems.
-            Err(_) => false,
-        };
-        let owner = miss.owner.as_deref().unwrap_or("");
-        if first {
-            tracing::warn!(
-                session_id = raw_id,
-                node = %self.inner.node,
-                owner_node = owner,
-                class = miss.class.as_str(),
-                action,
-                "request for a session this node does not hold"
-            );
-        } else {
-            tracing::debug!(
-                session_id = raw_id,
-                node = %self.inner.node,
-                owner_node = owner,
-                class = miss.class.as_str(),
-                action,
-                "request for a session this node does not hold (repeat)"
-            );
         }
     }
 }

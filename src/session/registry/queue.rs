@@ -17,11 +17,34 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use super::keys::SessionRecord;
 use crate::session::SessionId;
 
+/// How a session's record is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// A session created here under a fresh id: a plain `SET` (nobody else can own the id).
+    New,
+    /// A record rewritten later (log level, subscriptions): only while this node still owns it
+    /// (it may have been adopted elsewhere since).
+    Own,
+}
+
+/// How a session's key goes away; a stronger kind replaces a weaker one queued for the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Removal {
+    /// Shutdown with adoption on: the record stays for another node to continue the session,
+    /// expiring after the idle timeout.
+    Release,
+    /// This node closed its session (idle, init timeout, shutdown): deleted unless another node
+    /// owns it by now.
+    Own,
+    /// The client sent DELETE: the key goes whoever holds it (ADR-0066).
+    Any,
+}
+
 /// One batch taken by the writer.
 #[derive(Debug, Default)]
 pub struct Batch {
-    pub creates: Vec<(SessionId, SessionRecord)>,
-    pub deletes: Vec<SessionId>,
+    pub creates: Vec<(SessionId, SessionRecord, Write)>,
+    pub deletes: Vec<(SessionId, Removal)>,
     pub touches: Vec<SessionId>,
 }
 
@@ -40,9 +63,9 @@ impl Batch {
 /// Pending operations.
 #[derive(Debug)]
 pub struct Queue {
-    creates: HashMap<SessionId, SessionRecord>,
+    creates: HashMap<SessionId, (SessionRecord, Write)>,
     deletes: VecDeque<SessionId>,
-    delete_set: HashSet<SessionId>,
+    delete_kind: HashMap<SessionId, Removal>,
     touches: VecDeque<SessionId>,
     touch_set: HashSet<SessionId>,
     max_deletes: usize,
@@ -56,7 +79,7 @@ impl Queue {
         Queue {
             creates: HashMap::new(),
             deletes: VecDeque::new(),
-            delete_set: HashSet::new(),
+            delete_kind: HashMap::new(),
             touches: VecDeque::new(),
             touch_set: HashSet::new(),
             max_deletes: max_deletes.max(1),
@@ -80,23 +103,34 @@ impl Queue {
         self.dropped
     }
 
-    /// A session was created.
-    pub fn create(&mut self, id: SessionId, record: SessionRecord) {
-        self.creates.insert(id, record);
+    /// A session's record is to be written. A rewrite of a record whose first write is still
+    /// queued stays a first write.
+    pub fn create(&mut self, id: SessionId, record: SessionRecord, write: Write) {
+        let write = match self.creates.get(&id) {
+            Some((_, Write::New)) => Write::New,
+            _ => write,
+        };
+        self.creates.insert(id, (record, write));
     }
 
     /// A session ended (or a DELETE named an id this node does not hold).
-    pub fn delete(&mut self, id: SessionId) {
+    pub fn delete(&mut self, id: SessionId, kind: Removal) {
         self.forget_touch(&id);
-        if self.creates.remove(&id).is_some() {
-            return; // never written
+        if let Some((_, write)) = self.creates.remove(&id) {
+            if write == Write::New {
+                return; // never written
+            }
         }
-        if self.delete_set.insert(id) {
-            self.deletes.push_back(id);
-            if self.deletes.len() > self.max_deletes {
-                if let Some(old) = self.deletes.pop_front() {
-                    self.delete_set.remove(&old);
-                    self.dropped += 1;
+        match self.delete_kind.get_mut(&id) {
+            Some(queued) => *queued = (*queued).max(kind),
+            None => {
+                self.delete_kind.insert(id, kind);
+                self.deletes.push_back(id);
+                if self.deletes.len() > self.max_deletes {
+                    if let Some(old) = self.deletes.pop_front() {
+                        self.delete_kind.remove(&old);
+                        self.dropped += 1;
+                    }
                 }
             }
         }
@@ -105,7 +139,7 @@ impl Queue {
     /// A session's TTL should be refreshed.
     pub fn touch(&mut self, id: SessionId) {
         if self.creates.contains_key(&id)
-            || self.delete_set.contains(&id)
+            || self.delete_kind.contains_key(&id)
             || !self.touch_set.insert(id)
         {
             return;
@@ -127,21 +161,29 @@ impl Queue {
 
     /// Takes everything pending.
     pub fn take(&mut self) -> Batch {
-        self.delete_set.clear();
         self.touch_set.clear();
+        let mut kinds = std::mem::take(&mut self.delete_kind);
         Batch {
-            creates: self.creates.drain().collect(),
-            deletes: self.deletes.drain(..).collect(),
+            creates: self
+                .creates
+                .drain()
+                .map(|(id, (record, write))| (id, record, write))
+                .collect(),
+            deletes: self
+                .deletes
+                .drain(..)
+                .map(|id| (id, kinds.remove(&id).unwrap_or(Removal::Own)))
+                .collect(),
             touches: self.touches.drain(..).collect(),
         }
     }
 
     /// Puts back the deletions of a batch that did not reach Redis. Creations and refreshes are
     /// not needed: the resync that follows a failure rewrites every live session.
-    pub fn requeue_deletes(&mut self, deletes: Vec<SessionId>) {
-        for id in deletes {
+    pub fn requeue_deletes(&mut self, deletes: Vec<(SessionId, Removal)>) {
+        for (id, kind) in deletes {
             if !self.creates.contains_key(&id) {
-                self.delete(id);
+                self.delete(id, kind);
             }
         }
     }
@@ -175,9 +217,9 @@ mod tests {
     fn a_session_created_and_closed_before_a_flush_is_never_written() {
         let mut q = Queue::new(10, 10);
         let id = SessionId::random();
-        q.create(id, rec());
+        q.create(id, rec(), Write::New);
         q.touch(id);
-        q.delete(id);
+        q.delete(id, Removal::Own);
         assert!(q.take().is_empty());
     }
 
@@ -185,7 +227,7 @@ mod tests {
     fn refreshes_are_deduplicated_and_skipped_for_pending_creations() {
         let mut q = Queue::new(10, 10);
         let (a, b) = (SessionId::random(), SessionId::random());
-        q.create(a, rec());
+        q.create(a, rec(), Write::New);
         q.touch(a);
         q.touch(b);
         q.touch(b);
@@ -201,15 +243,22 @@ mod tests {
         let ids: Vec<_> = (0..5).map(|_| SessionId::random()).collect();
         for id in &ids {
             q.touch(*id);
-            q.create(SessionId::random(), rec());
+            q.create(SessionId::random(), rec(), Write::New);
         }
         for id in &ids {
-            q.delete(*id);
+            q.delete(*id, Removal::Own);
         }
         let batch = q.take();
         assert_eq!(batch.creates.len(), 5, "creations are kept");
         assert_eq!(batch.touches.len(), 0, "deleted sessions need no refresh");
-        assert_eq!(batch.deletes, ids[3..].to_vec(), "newest deletions kept");
+        assert_eq!(
+            batch.deletes,
+            ids[3..]
+                .iter()
+                .map(|id| (*id, Removal::Own))
+                .collect::<Vec<_>>(),
+            "newest deletions kept"
+        );
         assert!(q.dropped() >= 6);
     }
 
@@ -217,9 +266,43 @@ mod tests {
     fn failed_deletions_come_back_unless_recreated() {
         let mut q = Queue::new(10, 10);
         let (a, b) = (SessionId::random(), SessionId::random());
-        q.requeue_deletes(vec![a, b]);
+        q.requeue_deletes(vec![(a, Removal::Any), (b, Removal::Own)]);
         assert_eq!(q.len(), 2);
         q.clear_writes();
         assert_eq!(q.take().deletes.len(), 2, "clearing writes keeps deletions");
+    }
+
+    #[test]
+    fn a_rewrite_of_an_adopted_or_older_record_still_reaches_redis_before_its_deletion() {
+        let mut q = Queue::new(10, 10);
+        let id = SessionId::random();
+        q.create(id, rec(), Write::Own);
+        q.delete(id, Removal::Own);
+        let batch = q.take();
+        assert!(batch.creates.is_empty());
+        assert_eq!(
+            batch.deletes,
+            vec![(id, Removal::Own)],
+            "the key is not ours to skip"
+        );
+    }
+
+    #[test]
+    fn the_strongest_removal_queued_for_a_session_wins() {
+        let mut q = Queue::new(10, 10);
+        let id = SessionId::random();
+        q.delete(id, Removal::Release);
+        q.delete(id, Removal::Any);
+        q.delete(id, Removal::Own);
+        assert_eq!(q.take().deletes, vec![(id, Removal::Any)]);
+    }
+
+    #[test]
+    fn a_first_write_stays_a_plain_set_when_rewritten_before_the_flush() {
+        let mut q = Queue::new(10, 10);
+        let id = SessionId::random();
+        q.create(id, rec(), Write::New);
+        q.create(id, rec(), Write::Own);
+        assert_eq!(q.take().creates[0].2, Write::New);
     }
 }

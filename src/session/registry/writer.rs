@@ -14,8 +14,8 @@ use fred::types::{Expiration, Value};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use super::queue::Batch;
-use super::{Registry, SessionRecord};
+use super::queue::{Batch, Removal, Write};
+use super::{scripts, Registry, SessionRecord};
 use crate::session::{SessionId, SessionTable};
 
 /// Commands per pipeline: large enough that thousands of sessions cost a few round trips, small
@@ -34,6 +34,11 @@ pub(super) async fn run(reg: Registry, table: Arc<SessionTable>, stop: Cancellat
     let mut beat_due = true;
     let mut was_connected = false;
     let mut reconnect_events = true;
+    // When the heartbeat last reached Redis. A longer silence than its TTL (this process was
+    // stopped, or cut off) means peers saw this node as dead and may have adopted its sessions:
+    // the resync finds out and closes the copies that are no longer this node's.
+    let mut last_beat = tokio::time::Instant::now();
+    let beat_ttl = inner.cfg.heartbeat_interval * 3;
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
@@ -59,11 +64,16 @@ pub(super) async fn run(reg: Registry, table: Arc<SessionTable>, stop: Cancellat
         if !connected {
             continue; // operations wait in the queue; a reconnect wakes us
         }
+        if last_beat.elapsed() > beat_ttl && !needs_resync {
+            tracing::warn!(node = %inner.node, silent_ms = u64::try_from(last_beat.elapsed().as_millis()).unwrap_or(u64::MAX), "this node's heartbeat lapsed; checking which sessions are still its own");
+            needs_resync = true;
+        }
         if needs_resync {
             match resync(&reg, &table).await {
                 Ok(n) => {
                     needs_resync = false;
                     beat_due = false;
+                    last_beat = tokio::time::Instant::now();
                     inner.synced.store(true, Ordering::Relaxed);
                     tracing::info!(node = %inner.node, sessions = n, "registry resynced");
                 }
@@ -80,10 +90,11 @@ pub(super) async fn run(reg: Registry, table: Arc<SessionTable>, stop: Cancellat
         }
         let deletes = batch.deletes.clone();
         let beat = beat_due;
-        match flush(&reg, &batch, beat_due).await {
+        match flush(&reg, &table, &batch, beat_due).await {
             Ok(()) => {
                 beat_due = false;
                 if beat {
+                    last_beat = tokio::time::Instant::now();
                     if let Err(e) = refresh_peers(&reg).await {
                         tracing::debug!(node = %inner.node, error = %e, "peer directory refresh failed");
                     }
@@ -108,36 +119,102 @@ pub(super) async fn run(reg: Registry, table: Arc<SessionTable>, stop: Cancellat
 }
 
 /// Sends one batch (and the heartbeat) as pipelines of at most [`PIPELINE_CHUNK`] commands.
-async fn flush(reg: &Registry, batch: &Batch, beat: bool) -> FredResult<()> {
+/// Sessions whose rewrite found them owned by another node (adopted while this node was cut
+/// off) are closed here: the adopter's copy is the session now.
+async fn flush(reg: &Registry, table: &SessionTable, batch: &Batch, beat: bool) -> FredResult<()> {
     let inner = &reg.inner;
     let keys = &inner.keys;
     let set = keys.node_sessions(&inner.node);
     let ttl = ttl_secs(inner.cfg.session_ttl);
     let mut ops: Vec<Op> = Vec::with_capacity(batch.len() + 1);
-    for (id, record) in &batch.creates {
-        ops.push(Op::Set(
-            keys.session(id),
-            record.encode(),
-            Expiration::EX(ttl),
-        ));
-        ops.push(Op::Sadd(set.clone(), id.to_string()));
+    for (id, record, write) in &batch.creates {
+        match write {
+            Write::New => {
+                ops.push(Op::Set(
+                    keys.session(id),
+                    record.encode(),
+                    Expiration::EX(ttl),
+                ));
+                ops.push(Op::Sadd(set.clone(), id.to_string()));
+            }
+            Write::Own => ops.push(put_own(reg, id, &record.encode())),
+        }
     }
-    for id in &batch.deletes {
-        ops.push(Op::Del(keys.session(id)));
-        ops.push(Op::Srem(set.clone(), id.to_string()));
+    for (id, kind) in &batch.deletes {
+        ops.push(removal(reg, id, *kind));
     }
     for id in &batch.touches {
         ops.push(Op::Expire(keys.session(id), ttl));
     }
-    if beat {
+    if beat && !inner.leaving.load(Ordering::Relaxed) {
         ops.push(heartbeat(reg));
     }
-    send(reg, ops).await
+    let results = send(reg, ops).await?;
+    close_superseded(reg, table, &results);
+    Ok(())
 }
 
-/// Makes Redis reflect this node: removes what it registered that is not live (a previous boot's
-/// leftovers, or closes that did not reach Redis), then writes every live session. Returns the
-/// number of live sessions written.
+/// Closes the local copies of sessions another node took over (a `PUT_OWN` that answered 0).
+fn close_superseded(reg: &Registry, table: &SessionTable, results: &[(Option<SessionId>, Value)]) {
+    for (id, value) in results {
+        if let (Some(id), Some(0)) = (id, value.as_i64()) {
+            tracing::warn!(node = %reg.inner.node, session_id = %id, "session was adopted by another node while this one held it; closing the local copy");
+            table.close(id, crate::session::CloseReason::Superseded);
+        }
+    }
+}
+
+/// The command that removes (or releases) a session's key.
+fn removal(reg: &Registry, id: &SessionId, kind: Removal) -> Op {
+    let inner = &reg.inner;
+    let key = inner.keys.session(id);
+    let set = inner.keys.node_sessions(&inner.node);
+    let member = id.to_string();
+    match kind {
+        Removal::Any => Op::Del(key, Some((set, member))),
+        Removal::Own => Op::Eval(
+            None,
+            scripts::args(scripts::DEL_OWN, &[&key, &set], &[&inner.node, &member]),
+        ),
+        Removal::Release => {
+            let ms = u64::try_from(inner.cfg.orphan_ttl.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1)
+                .to_string();
+            Op::Eval(
+                None,
+                scripts::args(
+                    scripts::RELEASE_OWN,
+                    &[&key, &set],
+                    &[&inner.node, &ms, &member],
+                ),
+            )
+        }
+    }
+}
+
+/// Writes `record` for `id` unless another node owns the key; answers 0 then.
+fn put_own(reg: &Registry, id: &SessionId, record: &str) -> Op {
+    let inner = &reg.inner;
+    let ttl = ttl_secs(inner.cfg.session_ttl).to_string();
+    let member = id.to_string();
+    Op::Eval(
+        Some(*id),
+        scripts::args(
+            scripts::PUT_OWN,
+            &[
+                &inner.keys.session(id),
+                &inner.keys.node_sessions(&inner.node),
+            ],
+            &[&inner.node, record, &ttl, &member],
+        ),
+    )
+}
+
+/// Makes Redis reflect this node: removes what it registered that is not live (closes that did
+/// not reach Redis; a previous boot's leftovers are released for adoption or deleted, per
+/// `adopt`), then writes every live session — unless another node adopted it meanwhile, in which
+/// case the local copy is closed. Returns the number of live sessions written.
 async fn resync(reg: &Registry, table: &SessionTable) -> FredResult<usize> {
     let inner = &reg.inner;
     let keys = &inner.keys;
@@ -156,7 +233,7 @@ async fn resync(reg: &Registry, table: &SessionTable) -> FredResult<usize> {
                 .map_or(true, |id| !live_ids.contains(&id))
         })
         .collect();
-    let mut purged = 0usize;
+    let (mut purged, mut released) = (0usize, 0usize);
     for chunk in stale.chunks(PIPELINE_CHUNK) {
         let pipeline = inner.client.pipeline();
         for member in chunk {
@@ -165,36 +242,39 @@ async fn resync(reg: &Registry, table: &SessionTable) -> FredResult<usize> {
                 .await?;
         }
         let values: Vec<Value> = pipeline.all().await?;
-        let mut ops = Vec::with_capacity(chunk.len() * 2);
+        let mut ops = Vec::with_capacity(chunk.len());
         for (member, value) in chunk.iter().zip(values) {
-            let owned = value
-                .as_str()
-                .and_then(|raw| SessionRecord::decode(&raw))
-                .is_some_and(|r| r.node == inner.node);
-            if owned {
-                ops.push(Op::Del(format!("{}session:{member}", inner.cfg.key_prefix)));
-                purged += 1;
+            let record = value.as_str().and_then(|raw| SessionRecord::decode(&raw));
+            let id = member.parse::<SessionId>().ok();
+            match (record, id) {
+                (Some(r), Some(id)) if r.node == inner.node => {
+                    // A previous boot's session is an orphan another node (or this one) may
+                    // continue; one of this boot's was closed and its deletion lost.
+                    if r.boot != inner.boot && inner.cfg.adopt {
+                        ops.push(removal(reg, &id, Removal::Release));
+                        released += 1;
+                    } else {
+                        ops.push(removal(reg, &id, Removal::Own));
+                        purged += 1;
+                    }
+                }
+                _ => ops.push(Op::Srem(set.clone(), member.clone())),
             }
-            ops.push(Op::Srem(set.clone(), member.clone()));
         }
         send(reg, ops).await?;
     }
-    if purged > 0 {
-        tracing::info!(node = %inner.node, purged, "removed sessions this node no longer holds from the registry");
+    if purged + released > 0 {
+        tracing::info!(node = %inner.node, purged, released, "removed sessions this node no longer holds from the registry (released ones stay adoptable until they expire)");
     }
-    let ttl = ttl_secs(inner.cfg.session_ttl);
-    let mut ops = Vec::with_capacity(live.len() * 2 + 1);
+    let mut ops = Vec::with_capacity(live.len() + 1);
     for session in &live {
-        let id = session.id();
-        ops.push(Op::Set(
-            keys.session(&id),
-            reg.record(session).encode(),
-            Expiration::EX(ttl),
-        ));
-        ops.push(Op::Sadd(set.clone(), id.to_string()));
+        ops.push(put_own(reg, &session.id(), &reg.record(session).encode()));
     }
-    ops.push(heartbeat(reg));
-    send(reg, ops).await?;
+    if !inner.leaving.load(Ordering::Relaxed) {
+        ops.push(heartbeat(reg));
+    }
+    let results = send(reg, ops).await?;
+    close_superseded(reg, table, &results);
     Ok(live.len())
 }
 
@@ -254,13 +334,13 @@ async fn final_cleanup(reg: &Registry) {
     let mut ops: Vec<Op> = batch
         .deletes
         .iter()
-        .map(|id| Op::Del(keys.session(id)))
+        .map(|(id, kind)| removal(reg, id, *kind))
         .collect();
-    ops.push(Op::Del(set));
-    ops.push(Op::Del(keys.heartbeat(&inner.node)));
+    ops.push(Op::Del(set, None));
+    ops.push(Op::Del(keys.heartbeat(&inner.node), None));
     let n = ops.len();
     match send(reg, ops).await {
-        Ok(()) => {
+        Ok(_) => {
             tracing::info!(node = %inner.node, removed = batch.deletes.len(), pipeline_ops = n, "registry cleaned up")
         }
         Err(e) => {
@@ -289,16 +369,23 @@ fn ttl_secs(d: std::time::Duration) -> i64 {
 /// One registry command.
 enum Op {
     Set(String, String, Expiration),
-    Del(String),
+    /// A key, and optionally a set member to remove with it.
+    Del(String, Option<(String, String)>),
     Expire(String, i64),
     Sadd(String, String),
     Srem(String, String),
+    /// A script (`EVAL` arguments); its answer is reported with the session id when given.
+    Eval(Option<SessionId>, Vec<String>),
 }
 
-/// Sends `ops` as pipelines of at most [`PIPELINE_CHUNK`] commands.
-async fn send(reg: &Registry, ops: Vec<Op>) -> FredResult<()> {
+/// Sends `ops` as pipelines of at most [`PIPELINE_CHUNK`] commands. Returns the answers of the
+/// `Eval`s that named a session.
+async fn send(reg: &Registry, ops: Vec<Op>) -> FredResult<Vec<(Option<SessionId>, Value)>> {
+    let mut reported = Vec::new();
     for chunk in ops.chunks(PIPELINE_CHUNK) {
         let pipeline = reg.inner.client.pipeline();
+        let mut positions = Vec::new();
+        let mut n = 0usize;
         for op in chunk {
             // Commands on a pipeline only buffer; they answer when `all` runs.
             let _: () = match op {
@@ -307,14 +394,32 @@ async fn send(reg: &Registry, ops: Vec<Op>) -> FredResult<()> {
                         .set(k.as_str(), v.as_str(), Some(ttl.clone()), None, false)
                         .await?
                 }
-                Op::Del(k) => pipeline.del(k.as_str()).await?,
+                Op::Del(k, member) => {
+                    if let Some((set, m)) = member {
+                        let _: () = pipeline.srem(set.as_str(), m.as_str()).await?;
+                        n += 1;
+                    }
+                    pipeline.del(k.as_str()).await?
+                }
                 Op::Expire(k, ttl) => pipeline.expire(k.as_str(), *ttl, None).await?,
                 Op::Sadd(k, m) => pipeline.sadd(k.as_str(), m.as_str()).await?,
                 Op::Srem(k, m) => pipeline.srem(k.as_str(), m.as_str()).await?,
+                Op::Eval(id, args) => {
+                    if id.is_some() {
+                        positions.push((n, *id));
+                    }
+                    pipeline.custom(scripts::eval(), args.clone()).await?
+                }
             };
+            n += 1;
         }
-        let _: Vec<Value> = pipeline.all().await?;
+        let values: Vec<Value> = pipeline.all().await?;
         reg.inner.flushes.fetch_add(1, Ordering::Relaxed);
+        for (pos, id) in positions {
+            if let Some(v) = values.get(pos) {
+                reported.push((id, v.clone()));
+            }
+        }
     }
-    Ok(())
+    Ok(reported)
 }
