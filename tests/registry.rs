@@ -306,10 +306,23 @@ async fn with_redis_down_at_start_the_node_serves_and_registers_once_it_comes_up
     ));
     let sid = s.session().await;
     s.assert_alive(&sid).await;
+    // Not yet in the cluster: the load balancer is told to wait (the node serves anyway).
+    let (status, h) = s.health().await;
+    assert_eq!(
+        (status, h["status"].as_str()),
+        (503, Some("starting")),
+        "{h}"
+    );
     let dir = common::temp_path("redis");
     std::fs::create_dir_all(&dir).unwrap();
     let redis = Redis::start_on(port, dir);
     wait_synced(&s).await;
+    let (status, h) = s.health().await;
+    assert_eq!(
+        (status, h["status"].as_str()),
+        (200, Some("serving")),
+        "{h}"
+    );
     assert!(redis.wait_until(Duration::from_secs(5), |r| r
         .cmd(&["EXISTS", &format!("mcp:session:{sid}")])
         .int()

@@ -168,12 +168,23 @@ impl Forwarder {
             })?;
         let (parts, incoming) = res.into_parts();
         // The owner's bytes as they come: SSE events are relayed one by one, and a stream that
-        // breaks ends here too (the client resumes with Last-Event-ID through any node).
-        let stream = incoming
+        // breaks ends here too (the client resumes with Last-Event-ID through any node). Only
+        // streams end with this node's drain; a JSON answer is short and is always relayed whole
+        // (a draining node hands requests to peers and must pass their answers back).
+        let is_stream = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let body = incoming
             .into_data_stream()
-            .filter_map(|chunk| async move { chunk.ok() })
-            .take_until(self.closing.clone().cancelled_owned())
-            .boxed();
+            .filter_map(|chunk| async move { chunk.ok() });
+        let stream = if is_stream {
+            body.take_until(self.closing.clone().cancelled_owned())
+                .boxed()
+        } else {
+            body.boxed()
+        };
         let mut response = Response::new(Body::Stream(stream));
         *response.status_mut() = parts.status;
         for (name, value) in &parts.headers {

@@ -89,12 +89,15 @@ impl Router {
         if let Some(refused) = get_only(method) {
             return refused;
         }
+        let registry = self.endpoint.sessions().registry();
         let (status, state) = if self.draining.is_cancelled() {
             (StatusCode::SERVICE_UNAVAILABLE, "draining")
+        } else if registry.is_some_and(|r| r.starting()) {
+            (StatusCode::SERVICE_UNAVAILABLE, "starting")
         } else {
             (StatusCode::OK, "serving")
         };
-        let registry = match self.endpoint.sessions().registry() {
+        let registry = match registry {
             Some(r) => json!(r.status()),
             None => json!({"state": "off"}),
         };

@@ -8,6 +8,7 @@
 #   cluster_start_traefik                 # writes the config from traefik/*.yml, waits for the API
 #   ... $TRAEFIK_URL/mcp, ${NODE_URL[1..3]}, ${NODE_LOG[1..3]} ...
 #   cluster_stop_nodes; cluster_start_nodes false   # restart the nodes (Redis and Traefik stay)
+#   cluster_restart_node 2                # rolling-deploy step: SIGTERM n2, start it again, wait UP
 #
 # Everything started here is recorded by PID and stopped by PID (cluster_stop_all / the EXIT
 # trap); nothing else is touched. MCPT_CLUSTER_KEEP=1 keeps $WORK (logs, generated configs).
@@ -135,6 +136,48 @@ EOF
 cluster_stop_nodes() {
   local i
   for i in 1 2 3; do stop_pid "${NODE_PID[i]:-}"; NODE_PID[i]=""; done
+}
+
+# cluster_restart_node I  — a rolling-deploy step for node I (1..3): SIGTERM its PID and wait for
+# it to exit (the drain takes ~2-3 s; SIGKILL after 15 s), start it again with the same
+# $WORK/<node>.toml on the same port (its log is appended to ${NODE_LOG[I]}), wait until its
+# /healthz says synced plus one heartbeat period, and, when Traefik runs, until Traefik's API
+# shows all 3 servers UP again in both services. Sets (milliseconds since the SIGTERM):
+# RESTART_EXITED_MS (process gone), RESTART_SYNCED_MS (serving again, registry synced),
+# RESTART_UP_MS (Traefik routes to it again), and RESTART_EXIT_STATUS. Dies on a timeout.
+cluster_restart_node() {
+  local i="$1" pid="${NODE_PID[$1]:-}" name="${NODES[$1-1]}" t0 rc=0 svc
+  [ -n "$pid" ] || die "cluster_restart_node $i: node $name is not running"
+  t0="$(date +%s%N)"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "node $name (pid $pid) still running 15 s after SIGTERM: SIGKILL"
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  RESTART_EXIT_STATUS=0
+  wait "$pid" 2>/dev/null || RESTART_EXIT_STATUS=$?
+  RESTART_EXITED_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+  NODE_PID[i]=""
+  echo "---- restarted by cluster_restart_node ----" >>"${NODE_LOG[i]}"
+  "$BINARY" serve --config "$WORK/$name.toml" >>"${NODE_LOG[i]}" 2>&1 &
+  NODE_PID[i]=$!
+  wait_json "${NODE_URL[i]}/healthz" 15 's == 200 and j["registry"]["synced"] is True' "${NODE_PID[i]}" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    tail -n 30 "${NODE_LOG[i]}" >&2
+    die "restarted node $name (${NODE_URL[i]}) not synced within 15 s (rc $rc)"
+  fi
+  RESTART_SYNCED_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+  sleep 1.2   # one heartbeat period: every peer has seen the new boot's heartbeat
+  if [ -n "$TRAEFIK_PID" ]; then
+    for svc in mcpd-sticky@file mcpd@file; do
+      wait_json "http://127.0.0.1:$TRAEFIK_ADMIN_PORT/api/http/services/$svc" 20 \
+        'len(j.get("serverStatus", {})) == 3 and all(v == "UP" for v in j["serverStatus"].values())' \
+        "$TRAEFIK_PID" || { tail -n 30 "$WORK/traefik.log" >&2; die "Traefik service $svc: $name not UP again within 20 s"; }
+    done
+  fi
+  RESTART_UP_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+  say "node $name restarted (pid ${NODE_PID[i]}): exited ${RESTART_EXITED_MS} ms after SIGTERM (status $RESTART_EXIT_STATUS), synced at ${RESTART_SYNCED_MS} ms, UP in Traefik at ${RESTART_UP_MS} ms"
 }
 
 nodes_alive() {

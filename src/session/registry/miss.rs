@@ -26,6 +26,10 @@ const LOG_ONCE_CAPACITY: usize = 4096;
 /// How many adopted sessions' new owners are remembered (the map is cleared when full: it is a
 /// shortcut, Redis stays the truth).
 const MOVED_CAPACITY: usize = 4096;
+/// How often a starting node's miss looks whether the node has joined the cluster yet, and for
+/// how long at most (Redis may be down: then the miss is unclassified, as on a running node).
+const JOIN_POLL: Duration = Duration::from_millis(20);
+const JOIN_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a request named a session this node does not hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,6 +300,12 @@ impl Registry {
             orphan: None,
             beat: None,
         };
+        // A node that has just started has not joined yet (connected, resynced, peers known):
+        // wait for that, briefly, rather than answer a request it could route a moment later.
+        let give_up = Instant::now() + JOIN_WAIT;
+        while self.starting() && !self.inner.client.is_connected() && Instant::now() < give_up {
+            tokio::time::sleep(JOIN_POLL).await;
+        }
         if !self.inner.client.is_connected() {
             return unclassified(None);
         }

@@ -40,6 +40,10 @@ use queue::{Queue, Write};
 
 /// Refreshes kept while Redis is slow or away (older ones are dropped first).
 const MAX_QUEUED_TOUCHES: usize = 100_000;
+/// How long a starting node waits for its first resync before it reports healthy anyway: Redis
+/// is not a dependency, but a node that cannot yet route misses should not be sent traffic while
+/// Redis is merely a few milliseconds away.
+const STARTUP_WAIT: Duration = Duration::from_secs(5);
 
 /// Registry settings, from `[redis]` and the node id.
 #[derive(Debug, Clone)]
@@ -111,6 +115,10 @@ struct Inner {
     suspects: Mutex<HashMap<String, (String, Instant)>>,
     /// Set by [`leave`](Registry::leave): no more heartbeats.
     leaving: AtomicBool,
+    /// Set by the first successful resync (the registry and the peer directory reflect the
+    /// cluster); never cleared.
+    joined: AtomicBool,
+    started: Instant,
 }
 
 /// Another live node, as its heartbeat describes it.
@@ -151,6 +159,8 @@ impl Registry {
                 moved: Mutex::new(HashMap::new()),
                 suspects: Mutex::new(HashMap::new()),
                 leaving: AtomicBool::new(false),
+                joined: AtomicBool::new(false),
+                started: Instant::now(),
             }),
         })
     }
@@ -314,6 +324,12 @@ impl Registry {
             self.queue().touch(session.id());
             self.inner.wake.notify_one();
         }
+    }
+
+    /// True while the node has not yet joined the cluster (first resync and peer directory),
+    /// for at most a few seconds after start: `/healthz` says `starting` (503) meanwhile.
+    pub fn starting(&self) -> bool {
+        !self.inner.joined.load(Ordering::Relaxed) && self.inner.started.elapsed() < STARTUP_WAIT
     }
 
     /// State for `/healthz`.

@@ -74,7 +74,13 @@ pub(super) async fn run(reg: Registry, table: Arc<SessionTable>, stop: Cancellat
                     needs_resync = false;
                     beat_due = false;
                     last_beat = tokio::time::Instant::now();
+                    // Peers at once, not a heartbeat later: a node that just (re)joined is sent
+                    // misrouted requests right away.
+                    if let Err(e) = refresh_peers(&reg).await {
+                        tracing::debug!(node = %inner.node, error = %e, "peer directory refresh failed");
+                    }
                     inner.synced.store(true, Ordering::Relaxed);
+                    inner.joined.store(true, Ordering::Relaxed);
                     tracing::info!(node = %inner.node, sessions = n, "registry resynced");
                 }
                 Err(e) => {

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Official MCP clients keep one session each while the three nodes behind Traefik are restarted
+# one at a time (a rolling deploy), with NO application-level retry: proves session adoption.
+#
+#   tests/cluster/rolling-restart-clients.sh target/debug/mcpd
+#
+# Cluster: private Redis, three nodes (forward_misroutes = true, adopt_orphans at its default
+# true), real Traefik in front, 127.0.0.1 only. Clients, each initializing ONCE and then calling
+# `echo` (every 10th call `node_info`) every ~20 ms until a stop file appears:
+#   ts-1, ts-2    tests/cluster/ts-loop.mjs (TypeScript SDK; Node fetch keeps no cookies, so
+#                 Traefik round-robins every request) on Traefik's http entry point
+#   py-nocookie   tests/cluster/py_loop.py --no-cookies (Python SDK, every cookie refused)
+#   py-tls        tests/cluster/py_loop.py over Traefik's https entry point, trusting the
+#                 harness's self-signed certificate, keeping cookies: pinned by `_mcp_backend`
+# After $WARMUP_S s, for n1, n2, n3 in turn: SIGTERM, wait for the exit (drain), start it again
+# with the same config and port, wait until it is synced and UP in Traefik, then $STEADY_S s of
+# traffic. Each client prints "<name>: requests=N failures=M longest_gap_ms=G session_changed=..
+# nodes=.."; the script tabulates them and checks: a summary from every client, 0 failures,
+# session id unchanged, > $MIN_REQUESTS requests each, at least one `action=adopted` log line,
+# every drain exited 0, all nodes alive at the end.
+# Last line: "rolling-clients: N passed, M failed". MCPT_CLUSTER_KEEP=1 keeps logs/configs.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+LOG_PREFIX=rolling-clients
+# shellcheck source=SCRIPTDIR/harness.sh
+. "$HERE/harness.sh"
+
+[ $# -eq 1 ] || die "usage: $0 PATH/TO/mcpd"
+cluster_init "$1"
+export MCPT_NODE_MODULES
+WARMUP_S="${WARMUP_S:-3}"
+STEADY_S="${STEADY_S:-3}"
+CLIENT_MAX_S="${CLIENT_MAX_S:-90}"      # clients stop by themselves after this (safety net)
+CLIENT_STOP_WAIT_S=20                   # after the stop file: one call may take up to ~11 s
+MIN_REQUESTS=50
+CLIENTS=(ts-1 ts-2 py-nocookie py-tls)
+STOP="$WORK/stop"
+T_START="$(date +%s)"
+
+declare -A CLIENT_PID CLIENT_OUT
+stop_clients() {
+  local c
+  for c in "${CLIENTS[@]}"; do
+    [ -z "${CLIENT_PID[$c]:-}" ] || stop_pid "${CLIENT_PID[$c]}"
+    CLIENT_PID[$c]=""
+  done
+}
+# shellcheck disable=SC2317  # invoked via trap
+rolling_cleanup() {
+  local rc=$?
+  set +e
+  stop_clients
+  (exit "$rc")
+  cluster_cleanup
+}
+trap rolling_cleanup EXIT
+
+passed=0 failed=0 failed_names=()
+check() { # check NAME OK(0|1) WHY
+  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failed_names+=("$1"); say "CHECK FAILED: $1: $3"; fi
+}
+ok_if() { if "$@"; then echo 0; else echo 1; fi; }
+
+# Number of mcp:session:* keys in our Redis (RESP over a socket: redis-cli is not required).
+redis_session_count() {
+  python3 - "$REDIS_PORT" <<'PY' || echo "?"
+import socket, sys
+script = "return #redis.call('KEYS', ARGV[1])"
+args = ["EVAL", script, "0", "mcp:session:*"]
+cmd = f"*{len(args)}\r\n".encode() + b"".join(f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args)
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2) as c:
+    c.sendall(cmd)
+    reply = c.recv(64).decode()
+if not reply.startswith(":"):
+    sys.exit(f"unexpected reply {reply!r}")
+print(int(reply[1:].split("\r\n")[0]))
+PY
+}
+
+# start_client NAME CMD... : runs it in the background (bounded by timeout), output to a file.
+start_client() {
+  local name="$1"; shift
+  CLIENT_OUT[$name]="$WORK/$name.out"
+  timeout --kill-after=5 "$((CLIENT_MAX_S + 20))" "$@" >"${CLIENT_OUT[$name]}" 2>&1 &
+  CLIENT_PID[$name]=$!
+}
+
+cluster_start_redis
+cluster_start_nodes true
+cluster_start_traefik
+MCP_URL="$TRAEFIK_URL/mcp"
+MCP_TLS_URL="https://127.0.0.1:$TRAEFIK_TLS_PORT/mcp"
+CAFILE="$WORK/traefik/certs/cert.pem"
+
+start_client ts-1 "$MCPT_NODE22" "$HERE/ts-loop.mjs" "$MCP_URL" ts-1 "$STOP" "$CLIENT_MAX_S"
+start_client ts-2 "$MCPT_NODE22" "$HERE/ts-loop.mjs" "$MCP_URL" ts-2 "$STOP" "$CLIENT_MAX_S"
+start_client py-nocookie "$MCPT_VENV_PY" "$HERE/py_loop.py" "$MCP_URL" py-nocookie "$STOP" \
+  --max-seconds "$CLIENT_MAX_S" --no-cookies
+start_client py-tls "$MCPT_VENV_PY" "$HERE/py_loop.py" "$MCP_TLS_URL" py-tls "$STOP" \
+  --max-seconds "$CLIENT_MAX_S" --cafile "$CAFILE"
+
+# Every client has a session (or has given up) before the clock starts.
+for _ in $(seq 200); do
+  pending=0
+  for c in "${CLIENTS[@]}"; do
+    if ! grep -qE "^(session |$c: requests=)" "${CLIENT_OUT[$c]}" 2>/dev/null && kill -0 "${CLIENT_PID[$c]}" 2>/dev/null; then
+      pending=1
+    fi
+  done
+  [ "$pending" -eq 1 ] || break
+  sleep 0.1
+done
+for c in "${CLIENTS[@]}"; do
+  sid="$(sed -n 's/^session //p' "${CLIENT_OUT[$c]}" | head -n1)"
+  say "client $c (pid ${CLIENT_PID[$c]}): session ${sid:-NONE}"
+done
+SESSIONS_BEFORE="$(redis_session_count)"
+say "redis mcp:session:* keys with the clients running: $SESSIONS_BEFORE"
+
+say "warm-up ${WARMUP_S} s"
+sleep "$WARMUP_S"
+declare -a DOWN_LINE EXIT_STATUS
+for i in 1 2 3; do
+  say "== rolling restart: ${NODES[i-1]} (pid ${NODE_PID[i]}) =="
+  cluster_restart_node "$i"
+  EXIT_STATUS[i]=$RESTART_EXIT_STATUS
+  DOWN_LINE[i]="${NODES[i-1]}: exited after ${RESTART_EXITED_MS} ms (status $RESTART_EXIT_STATUS), serving again after ${RESTART_SYNCED_MS} ms, UP in Traefik after ${RESTART_UP_MS} ms"
+  sleep "$STEADY_S"
+done
+
+SESSIONS_END="$(redis_session_count)"
+say "redis mcp:session:* keys after the rolling restart (clients still running): $SESSIONS_END"
+say "stopping the clients (stop file)"
+touch "$STOP"
+for _ in $(seq $((CLIENT_STOP_WAIT_S * 10))); do
+  running=0
+  for c in "${CLIENTS[@]}"; do kill -0 "${CLIENT_PID[$c]}" 2>/dev/null && running=1; done
+  [ "$running" -eq 1 ] || break
+  sleep 0.1
+done
+for c in "${CLIENTS[@]}"; do
+  if kill -0 "${CLIENT_PID[$c]}" 2>/dev/null; then say "client $c still running ${CLIENT_STOP_WAIT_S} s after the stop file: stopping it"; fi
+done
+stop_clients
+SESSIONS_AFTER="$(redis_session_count)"
+
+# ---------------------------------------------------------------- results
+declare -A REQ FAILS GAP CHANGED SEEN
+for c in "${CLIENTS[@]}"; do
+  line="$(grep -E "^$c: requests=[0-9]+ failures=[0-9]+ longest_gap_ms=[0-9]+ session_changed=(yes|no) nodes=" "${CLIENT_OUT[$c]}" | tail -n1 || true)"
+  if [ -n "$line" ]; then
+    read -r r f g ch seen < <(sed -E \
+      's/^[^:]+: requests=([0-9]+) failures=([0-9]+) longest_gap_ms=([0-9]+) session_changed=(yes|no) nodes=(.*)$/\1 \2 \3 \4 \5/' <<<"$line")
+    REQ[$c]=$r FAILS[$c]=$f GAP[$c]=$g CHANGED[$c]=$ch SEEN[$c]="${seen:--}"
+    check "summary-$c" 0 ""
+  else
+    REQ[$c]=0 FAILS[$c]="?" GAP[$c]="?" CHANGED[$c]="?" SEEN[$c]="?"
+    check "summary-$c" 1 "no summary line (crashed or killed); last lines: $(tail -n 3 "${CLIENT_OUT[$c]}" | tr '\n' ' ' | cut -c1-300)"
+  fi
+  if grep -q '^FAIL' "${CLIENT_OUT[$c]}"; then
+    grep '^FAIL' "${CLIENT_OUT[$c]}" | head -n 6 | cut -c1-230 | sed "s/^/    [$c] /"
+  fi
+  grep -E '^INFO (http|_mcp_backend|GET requests|session id changed|teardown)' "${CLIENT_OUT[$c]}" | cut -c1-230 | sed "s/^/    [$c] /" || true
+done
+
+ADOPTED=0 logs=""
+for i in 1 2 3; do
+  a="$(grep -c 'action="\{0,1\}adopted' "${NODE_LOG[i]}" || true)"
+  f="$(grep -c 'action="\{0,1\}forwarded' "${NODE_LOG[i]}" || true)"
+  n404="$(grep -c 'action="\{0,1\}404' "${NODE_LOG[i]}" || true)"
+  ADOPTED=$((ADOPTED + a))
+  logs+="${NODES[i-1]}: $a adopted/$f forwarded/$n404 404  "
+done
+
+echo
+for i in 1 2 3; do say "downtime ${DOWN_LINE[i]}"; done
+say "node log lines: $logs"
+say "redis mcp:session:* keys: $SESSIONS_BEFORE at start, $SESSIONS_END after the rolling restart, $SESSIONS_AFTER after the clients ended (they DELETE)"
+echo
+printf '%-12s | %8s | %8s | %14s | %15s | %s\n' client requests failures "longest gap ms" "session changed" "nodes seen"
+printf '%-12s-+-%8s-+-%8s-+-%14s-+-%15s-+-%s\n' ------------ -------- -------- -------------- --------------- ----------
+for c in "${CLIENTS[@]}"; do
+  printf '%-12s | %8s | %8s | %14s | %15s | %s\n' "$c" "${REQ[$c]}" "${FAILS[$c]}" "${GAP[$c]}" "${CHANGED[$c]}" "${SEEN[$c]}"
+done
+echo
+
+for c in "${CLIENTS[@]}"; do
+  check "no-failures-$c" "$(ok_if [ "${FAILS[$c]}" = 0 ])" "${FAILS[$c]} failed call(s)"
+  check "same-session-$c" "$(ok_if [ "${CHANGED[$c]}" = no ])" "session_changed=${CHANGED[$c]}"
+  check "requests-$c" "$(ok_if [ "${REQ[$c]}" -gt "$MIN_REQUESTS" ])" "only ${REQ[$c]} requests (want > $MIN_REQUESTS)"
+done
+check "adoption-exercised" "$(ok_if [ "$ADOPTED" -gt 0 ])" "no action=adopted line in any node log"
+for i in 1 2 3; do
+  check "drain-exit-${NODES[i-1]}" "$(ok_if [ "${EXIT_STATUS[i]}" -eq 0 ])" "exit status ${EXIT_STATUS[i]} after SIGTERM"
+done
+check "nodes-alive" "$(ok_if nodes_alive)" "a node died"
+
+say "took $(( $(date +%s) - T_START )) s"
+[ "$failed" -eq 0 ] || say "failed: ${failed_names[*]}"
+echo "rolling-clients: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
