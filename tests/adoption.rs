@@ -93,6 +93,7 @@ async fn a_session_continues_through_b_after_its_node_is_sigkilled_with_its_para
         record(&redis, &sid)
     );
 
+    let created_ms = record(&redis, &sid)["created_ms"].clone();
     a.kill9();
     let started = Instant::now();
     let r = b.call(&sid, 3, "node_info", json!({})).await;
@@ -141,6 +142,10 @@ async fn a_session_continues_through_b_after_its_node_is_sigkilled_with_its_para
     let rec = record(&redis, &sid);
     assert_eq!(rec["node"], "b", "b owns it in Redis");
     assert_eq!(rec["protocol"], "2025-06-18");
+    assert_eq!(
+        rec["created_ms"], created_ms,
+        "still the session's creation time"
+    );
     assert_eq!(
         rec["capabilities"],
         json!({"sampling": {}, "elicitation": {}})

@@ -127,12 +127,7 @@ impl Forwarder {
         let target: Uri = format!("{}{path}", to.url)
             .parse()
             .map_err(|_| ForwardError::BadUrl(to.url.clone()))?;
-        let mut req = Request::builder()
-            .method(method.clone())
-            .uri(target)
-            .body(Full::new(body))
-            .map_err(|_| ForwardError::BadUrl(to.url.clone()))?;
-        let out = req.headers_mut();
+        let mut out = HeaderMap::with_capacity(headers.len() + 2);
         for (name, value) in headers {
             if !is_hop_by_hop(name)
                 && *name != header::CONTENT_LENGTH
@@ -156,16 +151,25 @@ impl Forwarder {
         if let Some(secret) = &self.secret {
             out.insert(mcp_header::PEER_SECRET, secret.clone());
         }
-        let res = tokio::time::timeout(self.response_timeout, self.client.request(req))
-            .await
-            .map_err(|_| ForwardError::Timeout)?
-            .map_err(|e| {
-                if e.is_connect() {
-                    ForwardError::Connect(format!("{e:#}"))
-                } else {
-                    ForwardError::Peer(format!("{e:#}"))
-                }
-            })?;
+        let build = || {
+            let mut req = Request::builder()
+                .method(method.clone())
+                .uri(target.clone())
+                .body(Full::new(body.clone()))
+                .map_err(|_| ForwardError::BadUrl(to.url.clone()))?;
+            *req.headers_mut() = out.clone();
+            Ok::<_, ForwardError>(req)
+        };
+        let mut res = self.attempt(build()?).await;
+        if let Err(ForwardError::Peer(e)) = &res {
+            // A pooled keep-alive connection the owner closed as we sent on it (it is draining or
+            // just exited): the owner never read the request, since a server finishes what it
+            // reads before it closes. Once more on a fresh connection, which tells a node that
+            // is gone (refused) from one that is not.
+            tracing::debug!(owner_node = %to.node, error = %e, "forwarding failed on a pooled connection; retrying once");
+            res = self.attempt(build()?).await;
+        }
+        let res = res?;
         let (parts, incoming) = res.into_parts();
         // The owner's bytes as they come: SSE events are relayed one by one, and a stream that
         // breaks ends here too (the client resumes with Last-Event-ID through any node). Only
@@ -193,6 +197,25 @@ impl Forwarder {
             }
         }
         Ok(response)
+    }
+}
+
+impl Forwarder {
+    /// One try: the owner's response headers, or why there are none.
+    async fn attempt(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<hyper::body::Incoming>, ForwardError> {
+        tokio::time::timeout(self.response_timeout, self.client.request(req))
+            .await
+            .map_err(|_| ForwardError::Timeout)?
+            .map_err(|e| {
+                if e.is_connect() {
+                    ForwardError::Connect(format!("{e:#}"))
+                } else {
+                    ForwardError::Peer(format!("{e:#}"))
+                }
+            })
     }
 }
 

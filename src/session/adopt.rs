@@ -197,6 +197,7 @@ fn successor(orphan: &Orphan, replay_events: usize) -> Option<Arc<Session>> {
         orphan.id,
         params,
         replay_events,
+        orphan.record.created_ms,
         level,
         subscriptions.iter().cloned(),
     ));

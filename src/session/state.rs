@@ -76,15 +76,18 @@ impl Session {
     /// the log level and subscriptions its record kept. Its streams are numbered from a random
     /// base, so an event id from the previous incarnation (a GET with `Last-Event-ID`) names no
     /// stream of this one and gets a fresh stream instead of a wrong replay.
+    /// `created_unix_ms` is the original creation time (what the registry keeps reporting).
     pub fn continued(
         id: SessionId,
         params: SessionParams,
         replay_events: usize,
+        created_unix_ms: u64,
         log_level: LogLevel,
         subscriptions: impl IntoIterator<Item = String>,
     ) -> Session {
         let base = fastrand::u32(1 << 20..1 << 30);
-        let session = Session::with_streams_from(id, params, replay_events, base);
+        let mut session = Session::with_streams_from(id, params, replay_events, base);
+        session.created_unix_ms = created_unix_ms;
         {
             let mut st = session.lock();
             st.log_level = log_level;

@@ -222,6 +222,7 @@ mod tests {
     fn the_exposition_names_every_family_and_counts_unknown_methods_as_other() {
         let m = Metrics::new();
         m.sessions_created.inc();
+        m.sessions_adopted.inc();
         m.sessions_closed
             .get_or_create(&ReasonLabels { reason: "idle" })
             .inc();
@@ -240,6 +241,7 @@ mod tests {
         for line in [
             "mcpd_sessions 3",
             "mcpd_sessions_created_total 1",
+            "mcpd_sessions_adopted_total 1",
             "mcpd_sessions_closed_total{reason=\"idle\"} 1",
             "mcpd_http_requests_total{method=\"POST\",status=\"200\"} 1",
             "mcpd_rpc_requests_total{method=\"tools/call\"} 1",
