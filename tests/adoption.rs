@@ -166,6 +166,12 @@ async fn a_session_continues_through_b_after_its_node_is_sigkilled_with_its_para
         b.logs()
     );
     assert_eq!(adopted_total(&b).await, 1);
+    assert!(
+        b.log_lines(&["WARN", &sid, "action=\"forwarded\""])
+            .is_empty(),
+        "the forward that was refused is not logged as one: {}",
+        b.logs()
+    );
 }
 
 #[tokio::test]

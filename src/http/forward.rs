@@ -70,9 +70,10 @@ impl Forwarder {
         }
     }
 
-    /// Relays one request to `to` and its answer back. `Err` when `to` did not accept a
-    /// connection (the caller may take the request itself: the owner is likely gone); any later
-    /// failure answers 404, as the ADR decides for a session that cannot be served.
+    /// Relays one request to `to` and its answer back: the response and whether it is the
+    /// owner's (`true`) or a 404 because relaying failed after connecting, as the ADR decides
+    /// for a session that cannot be served. `Err` when `to` did not accept a connection (the
+    /// caller may take the request itself: the owner is likely gone).
     pub async fn forward(
         &self,
         to: &Forward,
@@ -80,7 +81,7 @@ impl Forwarder {
         uri: &Uri,
         headers: &HeaderMap,
         body: Bytes,
-    ) -> Result<Response<Body>, Unreachable> {
+    ) -> Result<(Response<Body>, bool), Unreachable> {
         let started = std::time::Instant::now();
         let outcome = self.send(to, method, uri, headers, body).await;
         let label = match &outcome {
@@ -96,7 +97,7 @@ impl Forwarder {
             })
             .inc();
         match outcome {
-            Ok(response) => Ok(response),
+            Ok(response) => Ok((response, true)),
             Err(e) => {
                 let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 if let ForwardError::Connect(_) = e {
@@ -110,7 +111,10 @@ impl Forwarder {
                     elapsed_ms,
                     "cannot forward to the session's owner; answering 404"
                 );
-                Ok(super::routes::into_response(Reply::session_not_found()))
+                Ok((
+                    super::routes::into_response(Reply::session_not_found()),
+                    false,
+                ))
             }
         }
     }

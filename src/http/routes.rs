@@ -139,7 +139,12 @@ impl Router {
                 .forward(&to, &parts.method, &parts.uri, &parts.headers, body.clone())
                 .await
             {
-                Ok(response) => return response,
+                Ok((response, relayed)) => {
+                    if relayed {
+                        self.endpoint.forwarded(&to);
+                    }
+                    return response;
+                }
                 Err(super::forward::Unreachable) => {
                     // Its node is gone: take the request here (adoption), once.
                     self.endpoint.owner_unreachable(&to.node);
@@ -149,11 +154,19 @@ impl Router {
                     };
                     reply = self.run(method, &retry, body.clone()).await;
                     if let Some(next) = reply.forward.take() {
-                        return self
+                        return match self
                             .forwarder
                             .forward(&next, &parts.method, &parts.uri, &parts.headers, body)
                             .await
-                            .unwrap_or_else(|_| into_response(Reply::session_not_found()));
+                        {
+                            Ok((response, relayed)) => {
+                                if relayed {
+                                    self.endpoint.forwarded(&next);
+                                }
+                                response
+                            }
+                            Err(_) => into_response(Reply::session_not_found()),
+                        };
                     }
                 }
             }

@@ -159,6 +159,13 @@ impl Endpoint {
         &self.shared.table
     }
 
+    /// A misrouted request was relayed to its holder: the miss is logged (once per id).
+    pub fn forwarded(&self, to: &transport::Forward) {
+        if let Some(r) = self.shared.table.registry() {
+            r.log_forwarded(&to.session_id, &to.miss);
+        }
+    }
+
     /// Forwarding to `node` just failed to connect: routing skips it until it shows a sign of
     /// life (a new boot) or its heartbeat would have expired.
     pub fn owner_unreachable(&self, node: &str) {
@@ -415,9 +422,11 @@ impl Endpoint {
             .await
         {
             Resolved::Here(session) => Ok(session),
-            Resolved::Forward(peer) => Err(Reply::forward(transport::Forward {
+            Resolved::Forward(peer, miss) => Err(Reply::forward(transport::Forward {
                 node: peer.node,
                 url: peer.url,
+                session_id: raw.to_owned(),
+                miss,
             })),
             Resolved::NotFound => {
                 tracing::debug!(node = %self.shared.node, session_id = raw, "session not held here");

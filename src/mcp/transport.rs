@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
 use super::jsonrpc::{self, ErrorCode, RpcError};
+use crate::session::registry::Miss;
 use crate::session::SessionId;
 
 /// Header names of the transport.
@@ -91,6 +92,9 @@ pub struct Forward {
     pub node: String,
     /// The owner's base URL (`cluster.advertise_url`).
     pub url: String,
+    /// The session id as sent, and why it missed here: logged once the request was relayed.
+    pub session_id: String,
+    pub miss: Miss,
 }
 
 impl Reply {

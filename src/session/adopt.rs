@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use super::registry::{MissClass, MissPolicy, Orphan, Peer, Registry, Route, SessionRecord};
+use super::registry::{Miss, MissClass, MissPolicy, Orphan, Peer, Registry, Route, SessionRecord};
 use super::{ProtocolVersion, Session, SessionId, SessionParams, SessionTable, TableFull};
 use crate::catalog::LogLevel;
 
@@ -24,8 +24,9 @@ use crate::catalog::LogLevel;
 pub enum Resolved {
     /// Here after all: adopted just now, or by a concurrent request.
     Here(Arc<Session>),
-    /// Through the live peer that holds it.
-    Forward(Peer),
+    /// Through the live peer that holds it; the miss is logged once the request was relayed
+    /// ([`Registry::log_forwarded`]).
+    Forward(Peer, Miss),
     /// 404.
     NotFound,
     /// An orphan that cannot be adopted because this node is full (503).
@@ -49,7 +50,7 @@ impl SessionTable {
         let (miss, route) = registry.route(raw_id, policy).await;
         count_miss(miss.class);
         match route {
-            Route::Forward(peer) => Resolved::Forward(peer),
+            Route::Forward(peer) => Resolved::Forward(peer, miss),
             Route::Adopt(orphan) => self.adopt(registry, orphan, policy, replay_events).await,
             Route::NotFound => match raw_id.parse::<SessionId>() {
                 // The record may name this node because a concurrent request is adopting it.
@@ -86,8 +87,8 @@ impl SessionTable {
             shortcut: false,
             ..policy.clone()
         };
-        match registry.route(&id.to_string(), &again).await.1 {
-            Route::Forward(peer) => Resolved::Forward(peer),
+        match registry.route(&id.to_string(), &again).await {
+            (miss, Route::Forward(peer)) => Resolved::Forward(peer, miss),
             _ => Resolved::NotFound,
         }
     }

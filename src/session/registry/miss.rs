@@ -127,7 +127,9 @@ pub struct ClaimError(#[from] fred::error::Error);
 impl Registry {
     /// Classifies a request for a session this node does not hold and decides what to do about
     /// it under `policy`. Logged once per id at WARN with `session_id`, `node`, `owner_node`,
-    /// `class` and `action` — except adoption, which the adopter logs once the claim is decided
+    /// `class` and `action` — except a forward, logged once it was relayed
+    /// ([`log_forwarded`](Self::log_forwarded): one that fails to connect ends in an adoption
+    /// instead), and an adoption, logged once the claim is decided
     /// ([`log_adoption`](Self::log_adoption)).
     pub async fn route(&self, raw_id: &str, policy: &MissPolicy) -> (Miss, Route) {
         let Ok(id) = raw_id.parse::<SessionId>() else {
@@ -139,7 +141,6 @@ impl Registry {
         if policy.forward && policy.shortcut && policy.unreachable.is_none() {
             if let Some(peer) = self.shortcut(&id, policy) {
                 let miss = Miss::new(MissClass::Misroute, Some(peer.node.clone()));
-                self.log_miss(raw_id, &miss, "forwarded");
                 return (miss, Route::Forward(peer));
             }
         }
@@ -189,11 +190,9 @@ impl Registry {
             }
             _ => Route::NotFound,
         };
-        let action = match &route {
-            Route::Forward(_) => "forwarded",
-            _ => "404",
-        };
-        self.log_miss(raw_id, &miss, action);
+        if !matches!(route, Route::Forward(_)) {
+            self.log_miss(raw_id, &miss, "404");
+        }
         (miss, route)
     }
 
@@ -286,6 +285,11 @@ impl Registry {
             self.lock_moved().remove(&orphan.id);
         }
         Ok(won == 1)
+    }
+
+    /// Logs a miss whose request was relayed to its holder (`action=forwarded`).
+    pub fn log_forwarded(&self, raw_id: &str, miss: &Miss) {
+        self.log_miss(raw_id, miss, "forwarded");
     }
 
     /// Logs a decided adoption (`class=stale`, `action=adopted` or `404` when it failed).
