@@ -272,3 +272,74 @@ cluster_cleanup() {
   fi
   exit "$rc"
 }
+
+# ---------------------------------------------------------------- added for cluster-e2e.sh
+
+# cluster_start_nodes_with FWD ADOPT [TAG] — cluster_start_nodes with `[cluster] adopt_orphans`
+# set as well (true|false; `default` leaves the key out). Logs go to $WORK/<node>.<TAG>.log (TAG
+# defaults to fwd-FWD.adopt-ADOPT; a TAG used twice appends). Same readiness wait as
+# cluster_start_nodes; cluster_restart_node then restarts with the same config.
+cluster_start_nodes_with() {
+  local fwd="$1" adopt="$2" tag="${3:-fwd-$1.adopt-$2}" i rc adopt_line=""
+  [ "$adopt" = default ] || adopt_line="adopt_orphans = $adopt"
+  for i in 1 2 3; do
+    NODE_LOG[i]="$WORK/${NODES[i-1]}.$tag.log"
+    cat > "$WORK/${NODES[i-1]}.toml" <<EOT
+[server]
+listen = "127.0.0.1:${NODE_PORT[i]}"
+node_id = "${NODES[i-1]}"
+
+[redis]
+url = "redis://127.0.0.1:$REDIS_PORT"
+heartbeat_interval = "1s"
+
+[cluster]
+forward_misroutes = $fwd
+$adopt_line
+
+[log]
+format = "text"
+level = "info"
+EOT
+    "$BINARY" serve --config "$WORK/${NODES[i-1]}.toml" >>"${NODE_LOG[i]}" 2>&1 &
+    NODE_PID[i]=$!
+  done
+  for i in 1 2 3; do
+    rc=0
+    wait_json "${NODE_URL[i]}/healthz" 15 's == 200 and j["registry"]["synced"] is True' "${NODE_PID[i]}" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+      tail -n 30 "${NODE_LOG[i]}" >&2
+      die "node ${NODES[i-1]} (${NODE_URL[i]}) not synced within 15 s (rc $rc)"
+    fi
+  done
+  sleep 1.2   # one heartbeat period more so every node has seen every peer's heartbeat
+  say "nodes up (forward_misroutes=$fwd adopt_orphans=$adopt): n1 ${NODE_URL[1]} (pid ${NODE_PID[1]}), n2 ${NODE_URL[2]} (pid ${NODE_PID[2]}), n3 ${NODE_URL[3]} (pid ${NODE_PID[3]})"
+}
+
+# cluster_stop_nodes_parallel — SIGTERM all three node PIDs at once, then wait for each (SIGKILL
+# after 15 s); the drains overlap instead of taking ~3 x 2.5 s. Only those PIDs are touched.
+cluster_stop_nodes_parallel() {
+  local i pid
+  for i in 1 2 3; do
+    pid="${NODE_PID[i]:-}"
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+  done
+  for i in 1 2 3; do
+    pid="${NODE_PID[i]:-}"
+    [ -n "$pid" ] || continue
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    NODE_PID[i]=""
+  done
+}
+
+# cluster_wait_traefik_up [SECONDS] — until Traefik's API shows all 3 servers UP in both services.
+cluster_wait_traefik_up() {
+  local secs="${1:-20}" svc
+  for svc in mcpd-sticky@file mcpd@file; do
+    wait_json "http://127.0.0.1:$TRAEFIK_ADMIN_PORT/api/http/services/$svc" "$secs" \
+      'len(j.get("serverStatus", {})) == 3 and all(v == "UP" for v in j["serverStatus"].values())' \
+      "$TRAEFIK_PID" || { tail -n 30 "$WORK/traefik.log" >&2; die "Traefik service $svc: not all 3 servers UP within $secs s"; }
+  done
+}
