@@ -80,7 +80,10 @@ pub async fn serve(
         let router = Arc::clone(&router);
         let service = service_fn(move |req| {
             let router = Arc::clone(&router);
-            async move { Ok::<_, std::convert::Infallible>(router.handle(req).await) }
+            // Boxed: hyper keeps room for one request future per connection for as long as the
+            // connection lives, and ours is several KiB (every route's state machine). An open
+            // SSE stream would hold that room for hours; boxed, it is freed with the request.
+            async move { Ok::<_, std::convert::Infallible>(Box::pin(router.handle(req)).await) }
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
