@@ -81,6 +81,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             closing.clone(),
         ),
     ));
+    let trimmer = tokio::spawn(give_back_memory(Arc::clone(&table), stop.clone()));
     let reaper = tokio::spawn(Arc::clone(&table).run_reaper(
         cfg.session.idle_timeout.get(),
         cfg.session.init_timeout.get(),
@@ -152,6 +153,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         }
         let _ = server.await;
         let _ = reaper.await;
+        let _ = trimmer.await;
     };
     tokio::select! {
         () = drain => tracing::info!("stopped"),
@@ -222,3 +224,46 @@ async fn supervise(
         }
     }
 }
+
+/// How many sessions must have gone since the last trim before memory is handed back.
+const TRIM_AFTER_CLOSES: usize = 1024;
+
+/// Hands the memory of closed sessions back to the operating system. glibc's allocator keeps
+/// freed heap pages that live allocations interleave with, so after a burst of sessions closes
+/// (a client fleet disconnecting, a mass idle reap) RSS would stay at its peak; `malloc_trim`
+/// returns the free pages. Checked every second, done only after at least
+/// [`TRIM_AFTER_CLOSES`] sessions went, so the hot path never pays for it.
+async fn give_back_memory(table: Arc<SessionTable>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut high = table.len();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let now = table.len();
+        high = high.max(now);
+        if high - now >= TRIM_AFTER_CLOSES {
+            trim_heap();
+            tracing::debug!(
+                sessions = now,
+                gone = high - now,
+                "returned freed memory to the OS"
+            );
+            high = now;
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    // SAFETY: malloc_trim only walks the allocator's own free lists (under its locks) and
+    // releases free pages; it touches no memory the program owns.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}
