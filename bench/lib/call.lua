@@ -1,0 +1,101 @@
+-- wrk script: tools/call against one or more existing sessions, every response checked.
+--
+-- env BENCH_SIDS    comma-separated session ids; requests cycle through them (wrk does not say
+--                   which connection a request goes out on, so with 100 ids every connection
+--                   sends to every session in turn)
+-- env BENCH_TOOL    echo (default) | long_task (with a progress token: mcpd answers with SSE)
+-- env BENCH_EXPECT  text every 2xx body must contain (default "Echo: hello")
+-- env BENCH_PATH    default /mcp
+--
+-- A pool of requests with distinct JSON-RPC ids is built once per thread (ids never repeat while
+-- in flight, which per-session servers need), so the generator spends no time formatting.
+-- done() prints one line "BENCHJSON {...}" with counts and latency percentiles (microseconds).
+
+local sids = {}
+for s in string.gmatch(os.getenv("BENCH_SIDS") or "", "[^,]+") do sids[#sids + 1] = s end
+local tool = os.getenv("BENCH_TOOL") or "echo"
+local expect = os.getenv("BENCH_EXPECT") or "Echo: hello"
+local path = os.getenv("BENCH_PATH") or "/mcp"
+
+local threads = {}
+local thread_no = 0
+
+function setup(thread)
+  thread_no = thread_no + 1
+  thread:set("tno", thread_no)
+  table.insert(threads, thread)
+end
+
+local pool = {}
+local n = 0
+local idx = 0
+ok, bad_status, bad_body = 0, 0, 0
+first_bad = ""
+
+function init(args)
+  if #sids == 0 then sids = { "none" } end
+  local size = #sids * math.max(1, math.ceil(1000 / #sids))
+  local base = (tno or 1) * 10000000
+  for i = 1, size do
+    local sid = sids[((i - 1) % #sids) + 1]
+    local id = base + i
+    local body
+    if tool == "long_task" then
+      body = '{"jsonrpc":"2.0","id":' .. id .. ',"method":"tools/call","params":{"name":"long_task",'
+        .. '"arguments":{"steps":1,"interval_ms":0},"_meta":{"progressToken":' .. id .. '}}}'
+    else
+      body = '{"jsonrpc":"2.0","id":' .. id .. ',"method":"tools/call","params":{"name":"echo",'
+        .. '"arguments":{"message":"hello"}}}'
+    end
+    pool[i] = wrk.format("POST", path, {
+      ["Host"] = wrk.host .. ":" .. wrk.port,
+      ["Content-Type"] = "application/json",
+      ["Accept"] = "application/json, text/event-stream",
+      ["Mcp-Session-Id"] = sid,
+      ["MCP-Protocol-Version"] = "2025-06-18",
+    }, body)
+  end
+  n = size
+end
+
+function request()
+  idx = idx + 1
+  if idx > n then idx = 1 end
+  return pool[idx]
+end
+
+function response(status, headers, body)
+  if status < 200 or status > 299 then
+    bad_status = bad_status + 1
+    if first_bad == "" then first_bad = "status " .. status .. ": " .. string.sub(body or "", 1, 160) end
+  elseif body == nil or not string.find(body, expect, 1, true) then
+    bad_body = bad_body + 1
+    if first_bad == "" then first_bad = "body: " .. string.sub(body or "", 1, 160) end
+  else
+    ok = ok + 1
+  end
+end
+
+local function jstr(s)
+  return '"' .. string.gsub(s or "", '[%c"\\]', function(c) return string.format("\\u%04x", string.byte(c)) end) .. '"'
+end
+
+function done(summary, latency, requests)
+  local t_ok, t_bs, t_bb, fb = 0, 0, 0, ""
+  for _, t in ipairs(threads) do
+    t_ok = t_ok + (t:get("ok") or 0)
+    t_bs = t_bs + (t:get("bad_status") or 0)
+    t_bb = t_bb + (t:get("bad_body") or 0)
+    if fb == "" then fb = t:get("first_bad") or "" end
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCHJSON {"requests":%d,"duration_us":%d,"bytes":%d,"ok":%d,"bad_status":%d,"bad_body":%d,'
+    .. '"err_connect":%d,"err_read":%d,"err_write":%d,"err_status":%d,"err_timeout":%d,'
+    .. '"lat_p50_us":%d,"lat_p90_us":%d,"lat_p99_us":%d,"lat_p999_us":%d,"lat_max_us":%d,"lat_mean_us":%.1f,'
+    .. '"first_bad":%s}\n',
+    summary.requests, summary.duration, summary.bytes, t_ok, t_bs, t_bb,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
+    latency.max, latency.mean, jstr(fb)))
+end

@@ -1,0 +1,111 @@
+-- wrk script: session churn. Run with as many threads as connections (-tN -cN): each thread
+-- then owns one connection and walks it through whole session lifecycles, one request at a time:
+--   initialize -> notifications/initialized -> tools/call echo -> DELETE
+-- Every response is checked (status, session id, the echo body); a failed step abandons the
+-- session and starts a new one. done() prints "BENCHJSON {...}"; `sessions` counts completed
+-- lifecycles (a 2xx DELETE after a good call).
+--
+-- env BENCH_PATH default /mcp
+
+local path = os.getenv("BENCH_PATH") or "/mcp"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+
+local step = 0
+local sid = nil
+local rid = 0
+local hdr = nil
+sessions, bad_status, bad_body, no_sid = 0, 0, 0, 0
+first_bad = ""
+
+local INIT = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
+  .. '"capabilities":{},"clientInfo":{"name":"mcpd-bench-churn","version":"1"}}}'
+local INITIALIZED = '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+local CALL = '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"}}}'
+
+function init(args)
+  hdr = { ["Host"] = wrk.host .. ":" .. wrk.port, ["Accept"] = "application/json, text/event-stream" }
+end
+
+local function with_sid(ct)
+  local h = {
+    ["Host"] = wrk.host .. ":" .. wrk.port,
+    ["Accept"] = "application/json, text/event-stream",
+    ["Mcp-Session-Id"] = sid,
+    ["MCP-Protocol-Version"] = "2025-06-18",
+  }
+  if ct then h["Content-Type"] = "application/json" end
+  return h
+end
+
+function request()
+  if step == 0 or sid == nil then
+    step = 0
+    return wrk.format("POST", path, { ["Host"] = hdr["Host"], ["Accept"] = hdr["Accept"],
+      ["Content-Type"] = "application/json" }, INIT)
+  elseif step == 1 then
+    return wrk.format("POST", path, with_sid(true), INITIALIZED)
+  elseif step == 2 then
+    return wrk.format("POST", path, with_sid(true), CALL)
+  else
+    return wrk.format("DELETE", path, with_sid(false), nil)
+  end
+end
+
+local function fail(kind, status, body)
+  if kind == "status" then bad_status = bad_status + 1
+  elseif kind == "sid" then no_sid = no_sid + 1
+  else bad_body = bad_body + 1 end
+  if first_bad == "" then
+    first_bad = "step " .. step .. " " .. kind .. " " .. status .. ": " .. string.sub(body or "", 1, 160)
+  end
+  step = 0
+  sid = nil
+end
+
+function response(status, headers, body)
+  if status < 200 or status > 299 then return fail("status", status, body) end
+  if step == 0 then
+    local s = nil
+    for k, v in pairs(headers) do
+      if string.lower(k) == "mcp-session-id" then s = v end
+    end
+    if s == nil then return fail("sid", status, body) end
+    sid = s
+    step = 1
+  elseif step == 1 then
+    step = 2
+  elseif step == 2 then
+    if body == nil or not string.find(body, "Echo: hello", 1, true) then return fail("body", status, body) end
+    step = 3
+  else
+    sessions = sessions + 1
+    step = 0
+    sid = nil
+  end
+end
+
+local function jstr(s)
+  return '"' .. string.gsub(s or "", '[%c"\\]', function(c) return string.format("\\u%04x", string.byte(c)) end) .. '"'
+end
+
+function done(summary, latency, requests)
+  local ss, bs, bb, ns, fb = 0, 0, 0, 0, ""
+  for _, t in ipairs(threads) do
+    ss = ss + (t:get("sessions") or 0)
+    bs = bs + (t:get("bad_status") or 0)
+    bb = bb + (t:get("bad_body") or 0)
+    ns = ns + (t:get("no_sid") or 0)
+    if fb == "" then fb = t:get("first_bad") or "" end
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCHJSON {"requests":%d,"duration_us":%d,"bytes":%d,"sessions":%d,"bad_status":%d,"bad_body":%d,"no_sid":%d,'
+    .. '"err_connect":%d,"err_read":%d,"err_write":%d,"err_status":%d,"err_timeout":%d,'
+    .. '"lat_p50_us":%d,"lat_p90_us":%d,"lat_p99_us":%d,"lat_p999_us":%d,"lat_max_us":%d,"lat_mean_us":%.1f,'
+    .. '"first_bad":%s}\n',
+    summary.requests, summary.duration, summary.bytes, ss, bs, bb, ns,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
+    latency.max, latency.mean, jstr(fb)))
+end
