@@ -159,10 +159,17 @@ pub enum Emit {
     CloseConnection,
 }
 
+/// The sending half of a call's emits. Boxed: emits are rare and a channel allocates room for
+/// 32 of them up front, so a small slot keeps that per-call allocation small.
+pub type EmitSender = mpsc::Sender<Box<Emit>>;
+
+/// The receiving half of a call's emits (held by the protocol layer).
+pub type EmitReceiver = mpsc::Receiver<Box<Emit>>;
+
 /// The handle passed to a tool.
 pub struct Call {
     info: CallInfo,
-    out: mpsc::Sender<Emit>,
+    out: EmitSender,
     cancel: CancellationToken,
     progress_token: Option<Value>,
     capabilities: [bool; 3],
@@ -172,7 +179,7 @@ impl Call {
     /// Built by the protocol layer for each `tools/call`.
     pub fn new(
         info: CallInfo,
-        out: mpsc::Sender<Emit>,
+        out: EmitSender,
         cancel: CancellationToken,
         progress_token: Option<Value>,
         capabilities: impl Fn(ClientCapability) -> bool,
@@ -297,7 +304,7 @@ impl Call {
         // The receiver lives as long as the call's driver; when it is gone the call is being torn
         // down and there is nobody left to tell.
         tokio::select! {
-            _ = self.out.send(e) => {}
+            _ = self.out.send(Box::new(e)) => {}
             () = self.cancel.cancelled() => {}
         }
     }

@@ -16,9 +16,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-pub use call::{Call, CallInfo, ClientCapability, Emit, LogLevel, RequestError, UnknownLogLevel};
+pub use call::{
+    Call, CallInfo, ClientCapability, Emit, EmitReceiver, EmitSender, LogLevel, RequestError,
+    UnknownLogLevel,
+};
 
 /// A boxed future returned by tool handlers.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -39,29 +44,83 @@ pub struct Tool {
 /// The result of `tools/call`: a `CallToolResult` object (`content`, optional `isError`,
 /// `structuredContent`). Failures of the tool itself are results with `isError: true`, never
 /// JSON-RPC errors (the spec's rule since 2025-11-25).
+///
+/// A text result, most tools' answer, stays text until it is written into the reply: building a
+/// JSON tree for it only to serialize it again was a measurable part of a call's cost. The wire
+/// form is the same either way (keys in `json!`'s sorted order).
 #[derive(Debug, Clone)]
-pub struct ToolResult(pub Value);
+pub struct ToolResult(Repr);
+
+#[derive(Debug, Clone)]
+enum Repr {
+    Text { text: String, is_error: bool },
+    Object(Value),
+}
 
 impl ToolResult {
     /// One text item.
     pub fn text(text: impl Into<String>) -> Self {
-        Self::content(vec![json!({"type": "text", "text": text.into()})])
+        ToolResult(Repr::Text {
+            text: text.into(),
+            is_error: false,
+        })
     }
 
     /// Content items as given.
     pub fn content(items: Vec<Value>) -> Self {
-        ToolResult(json!({ "content": items }))
+        ToolResult(Repr::Object(json!({ "content": items })))
     }
 
     /// A tool-level error the model can read and act on.
     pub fn error(text: impl Into<String>) -> Self {
-        ToolResult(json!({"content": [{"type": "text", "text": text.into()}], "isError": true}))
+        ToolResult(Repr::Text {
+            text: text.into(),
+            is_error: true,
+        })
     }
 
     /// Text content plus the same data as `structuredContent`.
     pub fn structured(value: Value) -> Self {
         let text = value.to_string();
-        ToolResult(json!({"content": [{"type": "text", "text": text}], "structuredContent": value}))
+        ToolResult(Repr::Object(
+            json!({"content": [{"type": "text", "text": text}], "structuredContent": value}),
+        ))
+    }
+
+    /// The `CallToolResult` as a JSON value, for code that inspects results.
+    pub fn to_value(&self) -> Value {
+        match &self.0 {
+            Repr::Object(v) => v.clone(),
+            Repr::Text { text, is_error } => {
+                let mut v = json!({"content": [{"type": "text", "text": text}]});
+                if *is_error {
+                    v["isError"] = Value::Bool(true);
+                }
+                v
+            }
+        }
+    }
+}
+
+impl Serialize for ToolResult {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct TextItem<'a> {
+            text: &'a str,
+            #[serde(rename = "type")]
+            kind: &'static str,
+        }
+        match &self.0 {
+            Repr::Object(v) => v.serialize(s),
+            Repr::Text { text, is_error } => {
+                let mut m = s.serialize_map(Some(1 + usize::from(*is_error)))?;
+                m.serialize_entry("content", &[TextItem { text, kind: "text" }])?;
+                if *is_error {
+                    m.serialize_entry("isError", &true)?;
+                }
+                m.end()
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -134,11 +134,16 @@ impl Router {
             .await;
         if let Some(to) = reply.forward.take() {
             tracing::debug!(node = %self.node, owner_node = %to.node, method = %parts.method, "forwarding to the session's owner");
-            match self
-                .forwarder
-                .forward(&to, &parts.method, &parts.uri, &parts.headers, body.clone())
-                .await
-            {
+            // Forwarding is boxed (as is the miss path below the endpoint): a hyper client
+            // future is KiBs, and an inline one would make every request's future that large.
+            let forwarded = Box::pin(self.forwarder.forward(
+                &to,
+                &parts.method,
+                &parts.uri,
+                &parts.headers,
+                body.clone(),
+            ));
+            match forwarded.await {
                 Ok((response, relayed)) => {
                     if relayed {
                         self.endpoint.forwarded(&to);
@@ -152,13 +157,16 @@ impl Router {
                         unreachable_owner: Some(&to.node),
                         ..headers
                     };
-                    reply = self.run(method, &retry, body.clone()).await;
+                    reply = Box::pin(self.run(method, &retry, &body)).await;
                     if let Some(next) = reply.forward.take() {
-                        return match self
-                            .forwarder
-                            .forward(&next, &parts.method, &parts.uri, &parts.headers, body)
-                            .await
-                        {
+                        let forwarded = Box::pin(self.forwarder.forward(
+                            &next,
+                            &parts.method,
+                            &parts.uri,
+                            &parts.headers,
+                            body,
+                        ));
+                        return match forwarded.await {
                             Ok((response, relayed)) => {
                                 if relayed {
                                     self.endpoint.forwarded(&next);
@@ -177,13 +185,7 @@ impl Router {
             HttpMethod::Delete => "DELETE",
             HttpMethod::Other => "other",
         };
-        crate::telemetry::metrics()
-            .requests
-            .get_or_create(&crate::telemetry::metrics::RequestLabels {
-                method: method_label,
-                status: reply.status,
-            })
-            .inc();
+        crate::telemetry::metrics().request(method_label, reply.status);
         tracing::debug!(
             node = %self.node,
             method = %parts.method,
@@ -210,11 +212,11 @@ impl Router {
             },
             _ => Bytes::new(),
         };
-        (self.run(method, headers, body.clone()).await, body)
+        (self.run(method, headers, &body).await, body)
     }
 
     /// The endpoint's answer to a request whose body was read.
-    async fn run(&self, method: HttpMethod, headers: &RequestHeaders<'_>, body: Bytes) -> Reply {
+    async fn run(&self, method: HttpMethod, headers: &RequestHeaders<'_>, body: &[u8]) -> Reply {
         match method {
             HttpMethod::Post => self.endpoint.post(headers, body).await,
             HttpMethod::Get => self.endpoint.get(headers).await,
@@ -266,6 +268,19 @@ impl Router {
     }
 }
 
+/// The MCP headers as `HeaderName`s, built at compile time: looking a header up by string parses
+/// and hashes the name first, on every request.
+mod names {
+    use super::mcp_header;
+    use http::HeaderName;
+
+    pub const SESSION_ID: HeaderName = HeaderName::from_static(mcp_header::SESSION_ID);
+    pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static(mcp_header::PROTOCOL_VERSION);
+    pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static(mcp_header::LAST_EVENT_ID);
+    pub const FORWARDED_BY: HeaderName = HeaderName::from_static(mcp_header::FORWARDED_BY);
+    pub const PEER_SECRET: HeaderName = HeaderName::from_static(mcp_header::PEER_SECRET);
+}
+
 /// The MCP-relevant headers as strings. A value that is not visible ASCII is refused: 403 for
 /// `Origin`/`Host` (never let an unreadable origin through the DNS-rebinding guard), 400 for the
 /// others.
@@ -273,7 +288,7 @@ fn read_headers<'a>(
     h: &'a HeaderMap,
     authority: Option<&'a str>,
 ) -> Result<RequestHeaders<'a>, Reply> {
-    let get = |name: &str, status: u16| -> Result<Option<&'a str>, Reply> {
+    let get = |name: &HeaderName, status: u16| -> Result<Option<&'a str>, Reply> {
         match h.get(name) {
             None => Ok(None),
             Some(v) => v.to_str().map(Some).map_err(|_| {
@@ -286,15 +301,15 @@ fn read_headers<'a>(
         }
     };
     Ok(RequestHeaders {
-        accept: get(header::ACCEPT.as_str(), 400)?,
-        content_type: get(header::CONTENT_TYPE.as_str(), 400)?,
-        session_id: get(mcp_header::SESSION_ID, 400)?,
-        protocol_version: get(mcp_header::PROTOCOL_VERSION, 400)?,
-        last_event_id: get(mcp_header::LAST_EVENT_ID, 400)?,
-        origin: get(header::ORIGIN.as_str(), 403)?,
-        forwarded_by: get(mcp_header::FORWARDED_BY, 400)?,
-        peer_secret: get(mcp_header::PEER_SECRET, 403)?,
-        host: get(header::HOST.as_str(), 403)?.or(authority),
+        accept: get(&header::ACCEPT, 400)?,
+        content_type: get(&header::CONTENT_TYPE, 400)?,
+        session_id: get(&names::SESSION_ID, 400)?,
+        protocol_version: get(&names::PROTOCOL_VERSION, 400)?,
+        last_event_id: get(&names::LAST_EVENT_ID, 400)?,
+        origin: get(&header::ORIGIN, 403)?,
+        forwarded_by: get(&names::FORWARDED_BY, 400)?,
+        peer_secret: get(&names::PEER_SECRET, 403)?,
+        host: get(&header::HOST, 403)?.or(authority),
         unreachable_owner: None,
     })
 }
@@ -327,7 +342,7 @@ pub(super) fn into_response(reply: Reply) -> Response<Body> {
     let h = response.headers_mut();
     if let Some(id) = reply.session_id {
         if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
-            h.insert(mcp_header::SESSION_ID, v);
+            h.insert(names::SESSION_ID, v);
         }
     }
     if reply.allow {

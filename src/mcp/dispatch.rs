@@ -4,6 +4,7 @@
 //! are answered synchronously from the catalog; `tools/call` runs in the session's tasks through
 //! the [`driver`](super::driver), which picks a JSON or SSE reply.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -127,8 +128,9 @@ fn response(session: &Session, id: &RequestId, result: Result<&RawValue, &RawVal
 }
 
 #[derive(Deserialize)]
-struct CallParams {
-    name: String,
+struct CallParams<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
     #[serde(default)]
     arguments: Option<Map<String, Value>>,
     #[serde(rename = "_meta", default)]
@@ -146,7 +148,7 @@ fn prepare_call(
     session: &Arc<Session>,
     id: &RequestId,
     params: Option<&RawValue>,
-    emits: mpsc::Sender<crate::catalog::Emit>,
+    emits: crate::catalog::EmitSender,
 ) -> Result<PreparedCall, RpcError> {
     let p: CallParams = jsonrpc::params(params)?;
     let tool = shared

@@ -7,13 +7,16 @@
 //! the reply into an SSE stream (a new stream of the session, primed for 2025-11-25 clients);
 //! everything else of the POST, results included, then travels on it.
 
+use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -21,7 +24,7 @@ use super::endpoint::Shared;
 use super::jsonrpc::{self, ErrorCode, RequestId};
 use super::sse;
 use super::transport::Reply;
-use crate::catalog::{BoxFuture, Emit, ToolResult};
+use crate::catalog::{BoxFuture, Emit, EmitReceiver, ToolResult};
 use crate::session::{EventLog, ReaderGuard, Session};
 
 /// A `tools/call` ready to run.
@@ -38,16 +41,46 @@ enum Mode {
 }
 
 /// Runs `calls` (with `done`, the POST's already answered requests) and answers the POST.
+///
+/// Most tools answer without waiting for anything, so each call is first polled once right here.
+/// When every call is then finished and none sent anything, the reply is plain JSON and no task,
+/// channel or timer was spent on it. Otherwise the calls move to a driver task owned by the
+/// session, which starts by sending what the finished ones emitted and their results.
 pub(crate) async fn run(
     shared: &Arc<Shared>,
     session: &Arc<Session>,
     calls: Vec<PreparedCall>,
-    done: Vec<Bytes>,
+    mut done: Vec<Bytes>,
     batch: bool,
-    emits: mpsc::Receiver<Emit>,
+    emits: EmitReceiver,
 ) -> Reply {
+    let mut finished = Vec::with_capacity(calls.len());
+    let mut running = Vec::new();
+    for mut call in calls {
+        match poll_fn(|cx| Poll::Ready(poll_once(&mut call, cx))).await {
+            Some(outcome) => finished.push((call.id, outcome)),
+            None => running.push(call),
+        }
+    }
+    if running.is_empty() && emits.is_empty() {
+        for (id, outcome) in finished {
+            session.end_request(&id);
+            done.push(jsonrpc::response(
+                &id,
+                outcome.into_result(session, &id, shared.limits.request_timeout),
+            ));
+        }
+        if session.is_closed() {
+            return Reply::session_not_found();
+        }
+        return Reply::json(if batch {
+            jsonrpc::array(&done)
+        } else {
+            done.pop().unwrap_or_default()
+        });
+    }
     let (mode_tx, mode_rx) = oneshot::channel();
-    let span = tracing::debug_span!("tools/call", session_id = %session.id(), calls = calls.len());
+    let span = tracing::debug_span!("tools/call", session_id = %session.id(), calls = running.len() + finished.len());
     let driver = Driver {
         shared: Arc::clone(shared),
         session: Arc::clone(session),
@@ -59,7 +92,7 @@ pub(crate) async fn run(
     session.tasks().spawn(
         async move {
             let _busy = busy;
-            driver.drive(calls, batch, emits).await;
+            driver.drive(running, finished, batch, emits).await;
         }
         .instrument(span),
     );
@@ -76,6 +109,19 @@ pub(crate) async fn run(
     }
 }
 
+/// Polls a call's future once: its outcome if that settles it, `None` while it is still running.
+fn poll_once(call: &mut PreparedCall, cx: &mut Context<'_>) -> Option<Outcome> {
+    if call.token.is_cancelled() {
+        return Some(Outcome::Cancelled);
+    }
+    let fut = &mut call.fut;
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+        Ok(Poll::Ready(result)) => Some(Outcome::Done(result)),
+        Ok(Poll::Pending) => None,
+        Err(_) => Some(Outcome::Panicked),
+    }
+}
+
 struct Driver {
     shared: Arc<Shared>,
     session: Arc<Session>,
@@ -88,9 +134,17 @@ impl Driver {
     async fn drive(
         mut self,
         calls: Vec<PreparedCall>,
+        finished: Vec<(RequestId, Outcome)>,
         batch: bool,
-        mut emits: mpsc::Receiver<Emit>,
+        mut emits: EmitReceiver,
     ) {
+        // What the calls that already finished sent goes out before their results.
+        while let Ok(e) = emits.try_recv() {
+            self.emit(*e);
+        }
+        for (id, outcome) in finished {
+            self.finish(id, outcome);
+        }
         let timeout = self.shared.limits.request_timeout;
         let mut running: FuturesUnordered<_> =
             calls.into_iter().map(|c| run_call(c, timeout)).collect();
@@ -101,33 +155,15 @@ impl Driver {
                     None => break,
                 },
                 Some(e) = emits.recv() => {
-                    self.emit(e);
+                    self.emit(*e);
                     continue;
                 }
             };
             // What the call sent before returning goes out before its result.
             while let Ok(e) = emits.try_recv() {
-                self.emit(e);
+                self.emit(*e);
             }
-            self.session.end_request(&id);
-            if self.session.is_closed() {
-                continue;
-            }
-            let result = match outcome {
-                Outcome::Done(r) => r,
-                // Answered with a result rather than silence: the SDK clients resume a primed
-                // stream that ends without a result, forever; they drop this late result.
-                Outcome::Cancelled => ToolResult::error("request cancelled by the client"),
-                Outcome::Panicked => {
-                    tracing::error!(session_id = %self.session.id(), request_id = %id, "tool panicked");
-                    ToolResult::error("the tool failed unexpectedly (see the server log)")
-                }
-                Outcome::TimedOut => ToolResult::error(format!(
-                    "the tool did not finish within session.request_timeout ({}s)",
-                    timeout.as_secs()
-                )),
-            };
-            self.deliver(jsonrpc::response(&id, result.0));
+            self.finish(id, outcome);
         }
         match (self.stream.take(), self.mode.take()) {
             (Some(stream), _) => stream.finish(),
@@ -142,6 +178,16 @@ impl Driver {
             // Session closed: dropping `mode` makes the HTTP side answer 404.
             (None, _) => {}
         }
+    }
+
+    /// A call is over: its result is queued, unless the session is gone.
+    fn finish(&mut self, id: RequestId, outcome: Outcome) {
+        self.session.end_request(&id);
+        if self.session.is_closed() {
+            return;
+        }
+        let result = outcome.into_result(&self.session, &id, self.shared.limits.request_timeout);
+        self.deliver(jsonrpc::response(&id, result));
     }
 
     /// Queues a finished response: on the stream if there is one, else for the JSON reply.
@@ -245,7 +291,7 @@ impl Driver {
 
 /// Runs one call to its outcome. A panicking tool must not take the other calls of the POST, or
 /// the reply, with it: the panic becomes that call's outcome.
-async fn run_call(c: PreparedCall, timeout: std::time::Duration) -> (RequestId, Outcome) {
+async fn run_call(c: PreparedCall, timeout: Duration) -> (RequestId, Outcome) {
     let run = std::panic::AssertUnwindSafe(c.fut).catch_unwind();
     let outcome = tokio::select! {
         biased;
@@ -265,6 +311,26 @@ enum Outcome {
     Cancelled,
     TimedOut,
     Panicked,
+}
+
+impl Outcome {
+    /// What the client is told.
+    fn into_result(self, session: &Session, id: &RequestId, timeout: Duration) -> ToolResult {
+        match self {
+            Outcome::Done(r) => r,
+            // Answered with a result rather than silence: the SDK clients resume a primed
+            // stream that ends without a result, forever; they drop this late result.
+            Outcome::Cancelled => ToolResult::error("request cancelled by the client"),
+            Outcome::Panicked => {
+                tracing::error!(session_id = %session.id(), request_id = %id, "tool panicked");
+                ToolResult::error("the tool failed unexpectedly (see the server log)")
+            }
+            Outcome::TimedOut => ToolResult::error(format!(
+                "the tool did not finish within session.request_timeout ({}s)",
+                timeout.as_secs()
+            )),
+        }
+    }
 }
 
 /// Whole numbers as JSON integers (`3`, not `3.0`), as clients print them.
@@ -295,6 +361,26 @@ mod tests {
             fut,
         };
         (c, token)
+    }
+
+    #[test]
+    fn one_poll_settles_instant_tools_and_leaves_waiting_ones_running() {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let (mut c, _) = call(Box::pin(async { ToolResult::text("ok") }));
+        assert!(matches!(poll_once(&mut c, &mut cx), Some(Outcome::Done(_))));
+        let (mut c, _) = call(Box::pin(async { panic!("tool bug") }));
+        assert!(matches!(
+            poll_once(&mut c, &mut cx),
+            Some(Outcome::Panicked)
+        ));
+        let (mut c, token) = call(Box::pin(std::future::pending()));
+        assert!(poll_once(&mut c, &mut cx).is_none());
+        token.cancel();
+        assert!(matches!(
+            poll_once(&mut c, &mut cx),
+            Some(Outcome::Cancelled)
+        ));
     }
 
     #[tokio::test]

@@ -70,7 +70,7 @@ impl Shared {
     pub fn call_info(&self, session: &Session) -> CallInfo {
         CallInfo {
             node: Arc::clone(&self.node),
-            session_id: session.id().to_string().into(),
+            session_id: Arc::clone(session.id_text()),
             protocol_version: session.params().protocol.as_str(),
             client_name: Arc::clone(&session.params().client_name),
             started: self.started,
@@ -196,8 +196,8 @@ impl Endpoint {
     }
 
     /// A POST whose body was read and passed [`precheck`](Self::precheck).
-    pub async fn post(&self, h: &RequestHeaders<'_>, body: Bytes) -> Reply {
-        let parsed = match jsonrpc::parse(&body) {
+    pub async fn post(&self, h: &RequestHeaders<'_>, body: &[u8]) -> Reply {
+        let parsed = match jsonrpc::parse(body) {
             Ok(p) => p,
             Err(e) => return Reply::rpc_error(400, &e.to_rpc()),
         };
@@ -378,7 +378,9 @@ impl Endpoint {
             .and_then(|id| self.shared.table.get(&id));
         let session = match session {
             Some(s) => s,
-            None => self.resolve_miss(raw, h).await?,
+            // Boxed: the miss path holds Redis futures several KiB large; inline, every request's
+            // future would carry (and move) that room even though hits never use it.
+            None => Box::pin(self.resolve_miss(raw, h)).await?,
         };
         if let Some(v) = h.protocol_version {
             if v.parse::<ProtocolVersion>().is_err() {

@@ -190,11 +190,19 @@ pub fn parse(body: &[u8]) -> Result<Body<'_>, ParseError> {
         })
     } else {
         let text = std::str::from_utf8(body).map_err(|e| ParseError::Json(e.to_string()))?;
-        // Validate as JSON first so that garbage is a parse error, not an invalid request.
-        let raw: &RawValue =
-            serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
+        // One pass for the common case, a well-formed object; only a body that fails it is
+        // scanned again, as plain JSON, to tell garbage (a parse error) from an invalid request.
+        let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        let message = match parse_one(trimmed) {
+            Ok(m) => m,
+            Err(invalid) => {
+                serde_json::from_str::<&RawValue>(text)
+                    .map_err(|e| ParseError::Json(e.to_string()))?;
+                return Err(invalid);
+            }
+        };
         Ok(Body {
-            messages: vec![parse_one(raw.get())?],
+            messages: vec![message],
             batch: false,
         })
     }

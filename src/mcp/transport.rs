@@ -275,28 +275,38 @@ fn is_loopback_host(host_port: &str) -> bool {
     bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-fn media_types(header: &str) -> impl Iterator<Item = String> + '_ {
-    header.split(',').map(|part| {
-        part.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    })
+/// The media types of an Accept or Content-Type value, parameters dropped, case kept.
+fn media_types(header: &str) -> impl Iterator<Item = &str> {
+    header
+        .split([','])
+        .map(|part| part.split([';']).next().unwrap_or("").trim())
 }
 
-fn accepts(header: Option<&str>, wanted: &str) -> bool {
+/// Which of `wanted` an Accept value admits (the type itself, `major/*` or `*/*`, in any case),
+/// in one allocation-free pass: it runs on every request.
+fn accepted<const N: usize>(header: Option<&str>, wanted: [&str; N]) -> [bool; N] {
     let Some(header) = header else {
-        return true; // no Accept means anything (RFC 9110 §12.5.1)
+        return [true; N]; // no Accept means anything (RFC 9110 §12.5.1)
     };
-    let (major, _) = wanted.split_once('/').unwrap_or((wanted, ""));
-    media_types(header).any(|m| m == wanted || m == "*/*" || m == format!("{major}/*"))
+    let mut ok = [false; N];
+    for m in media_types(header) {
+        let (major, minor) = m.split_once('/').unwrap_or((m, ""));
+        for (w, ok) in wanted.iter().zip(ok.iter_mut()) {
+            *ok = *ok
+                || m.eq_ignore_ascii_case(w)
+                || (minor == "*"
+                    && (major == "*"
+                        || w.split_once('/')
+                            .is_some_and(|(wm, _)| wm.eq_ignore_ascii_case(major))));
+        }
+    }
+    ok
 }
 
 /// POST needs both `application/json` and `text/event-stream` acceptable (406 otherwise), and a
 /// JSON body (415 otherwise).
 pub fn check_post_headers(h: &RequestHeaders<'_>) -> Result<(), Reply> {
-    if !(accepts(h.accept, "application/json") && accepts(h.accept, "text/event-stream")) {
+    if accepted(h.accept, ["application/json", "text/event-stream"]) != [true, true] {
         return Err(Reply::error(
             406,
             ErrorCode::INVALID_REQUEST,
@@ -305,7 +315,8 @@ pub fn check_post_headers(h: &RequestHeaders<'_>) -> Result<(), Reply> {
     }
     let json = h
         .content_type
-        .is_some_and(|ct| media_types(ct).next().as_deref() == Some("application/json"));
+        .and_then(|ct| media_types(ct).next())
+        .is_some_and(|m| m.eq_ignore_ascii_case("application/json"));
     if !json {
         return Err(Reply::error(
             415,
@@ -318,7 +329,7 @@ pub fn check_post_headers(h: &RequestHeaders<'_>) -> Result<(), Reply> {
 
 /// GET needs `text/event-stream` acceptable (406 otherwise).
 pub fn check_get_headers(h: &RequestHeaders<'_>) -> Result<(), Reply> {
-    if accepts(h.accept, "text/event-stream") {
+    if accepted(h.accept, ["text/event-stream"]) == [true] {
         Ok(())
     } else {
         Err(Reply::error(
@@ -392,6 +403,17 @@ mod tests {
         assert!(check_post_headers(&h(Some("application/json, text/event-stream"), json)).is_ok());
         assert!(check_post_headers(&h(Some("*/*"), json)).is_ok());
         assert!(check_post_headers(&h(None, json)).is_ok());
+        assert!(check_post_headers(&h(
+            Some("Application/JSON;q=0.9 , TEXT/*"),
+            Some("Application/Json")
+        ))
+        .is_ok());
+        assert_eq!(
+            check_post_headers(&h(Some("application/*, text/plain"), json))
+                .err()
+                .map(|r| r.status),
+            Some(406)
+        );
         assert_eq!(
             check_post_headers(&h(Some("application/json"), json))
                 .err()

@@ -30,6 +30,8 @@ pub type PendingRequest = oneshot::Sender<ClientReply>;
 #[derive(Debug)]
 pub struct Session {
     id: SessionId,
+    /// `id` as text, made once: every tool call hands it to the tool.
+    id_text: Arc<str>,
     params: SessionParams,
     created: Instant,
     created_unix_ms: u64,
@@ -105,6 +107,7 @@ impl Session {
     ) -> Session {
         Session {
             id,
+            id_text: id.to_string().into(),
             params,
             created: Instant::now(),
             created_unix_ms: std::time::SystemTime::now()
@@ -136,6 +139,11 @@ impl Session {
     /// The session's id.
     pub fn id(&self) -> SessionId {
         self.id
+    }
+
+    /// The id as text (what `Mcp-Session-Id` carries), shared rather than formatted again.
+    pub fn id_text(&self) -> &Arc<str> {
+        &self.id_text
     }
 
     /// What `initialize` settled.

@@ -52,8 +52,8 @@ pub struct Metrics {
     /// Sessions continued here after their owner went away (session adoption).
     pub sessions_adopted: Counter,
     pub sessions_closed: Family<ReasonLabels, Counter>,
-    pub requests: Family<RequestLabels, Counter>,
-    pub rpc_requests: Family<RpcLabels, Counter>,
+    requests: Family<RequestLabels, Counter>,
+    rpc_requests: Family<RpcLabels, Counter>,
     pub session_misses: Family<ClassLabels, Counter>,
     pub forwarded: Family<ForwardLabels, Counter>,
     pub sse_streams_open: Gauge,
@@ -62,6 +62,11 @@ pub struct Metrics {
     registry_up: Gauge,
     registry_errors: Counter,
     registry_errors_seen: AtomicU64,
+    /// `rpc_requests` series resolved once, in `RPC_METHODS` order, then `other`: a family lookup
+    /// locks and hashes, and this one runs for every JSON-RPC request.
+    rpc_by_method: Vec<Counter>,
+    /// `requests` series of the answers nearly every request gets, resolved once.
+    common_requests: Vec<(RequestLabels, Counter)>,
     draining: Gauge,
     draining_flag: AtomicI64,
 }
@@ -100,6 +105,8 @@ impl Metrics {
             registry_up: Gauge::default(),
             registry_errors: Counter::default(),
             registry_errors_seen: AtomicU64::new(0),
+            rpc_by_method: Vec::new(),
+            common_requests: Vec::new(),
             draining: Gauge::default(),
             draining_flag: AtomicI64::new(0),
             registry: Registry::default(),
@@ -169,17 +176,54 @@ impl Metrics {
             "1 once the node started draining",
             m.draining.clone(),
         );
-        Metrics { registry, ..m }
+        let rpc_by_method = RPC_METHODS
+            .iter()
+            .chain(&["other"])
+            .map(|&method| m.rpc_requests.get_or_create(&RpcLabels { method }).clone())
+            .collect();
+        let common_requests = [("POST", 200), ("POST", 202), ("GET", 200), ("DELETE", 200)]
+            .into_iter()
+            .map(|(method, status)| {
+                let labels = RequestLabels { method, status };
+                let counter = m.requests.get_or_create(&labels).clone();
+                (labels, counter)
+            })
+            .collect();
+        Metrics {
+            registry,
+            rpc_by_method,
+            common_requests,
+            ..m
+        }
+    }
+
+    /// Counts an answered request on the MCP endpoint.
+    pub fn request(&self, method: &'static str, status: u16) {
+        match self
+            .common_requests
+            .iter()
+            .find(|(l, _)| l.status == status && l.method == method)
+        {
+            Some((_, counter)) => {
+                counter.inc();
+            }
+            None => {
+                self.requests
+                    .get_or_create(&RequestLabels { method, status })
+                    .inc();
+            }
+        }
     }
 
     /// Counts a JSON-RPC request.
     pub fn rpc(&self, method: &str) {
-        let method = RPC_METHODS
+        let i = RPC_METHODS
             .iter()
-            .find(|m| **m == method)
-            .copied()
-            .unwrap_or("other");
-        self.rpc_requests.get_or_create(&RpcLabels { method }).inc();
+            .position(|m| *m == method)
+            .unwrap_or(RPC_METHODS.len());
+        if let Some(counter) = self.rpc_by_method.get(i) {
+            counter.inc();
+        }
     }
 
     /// Marks the drain.
@@ -226,12 +270,8 @@ mod tests {
         m.sessions_closed
             .get_or_create(&ReasonLabels { reason: "idle" })
             .inc();
-        m.requests
-            .get_or_create(&RequestLabels {
-                method: "POST",
-                status: 200,
-            })
-            .inc();
+        m.request("POST", 200);
+        m.request("GET", 405);
         m.rpc("tools/call");
         m.rpc("made/up");
         m.session_misses
@@ -244,6 +284,9 @@ mod tests {
             "mcpd_sessions_adopted_total 1",
             "mcpd_sessions_closed_total{reason=\"idle\"} 1",
             "mcpd_http_requests_total{method=\"POST\",status=\"200\"} 1",
+            "mcpd_http_requests_total{method=\"GET\",status=\"405\"} 1",
+            "mcpd_http_requests_total{method=\"DELETE\",status=\"200\"} 0",
+            "mcpd_rpc_requests_total{method=\"ping\"} 0",
             "mcpd_rpc_requests_total{method=\"tools/call\"} 1",
             "mcpd_rpc_requests_total{method=\"other\"} 1",
             "mcpd_session_misses_total{class=\"misroute\"} 1",

@@ -206,7 +206,7 @@ mod tests {
             })
         })
         .await;
-        assert_eq!(r.0["isError"], true);
+        assert_eq!(r.to_value()["isError"], true);
 
         // Without the capability nothing is sent at all.
         let (r, seen) = run_with(
@@ -217,12 +217,12 @@ mod tests {
         )
         .await;
         assert!(seen.is_empty());
-        assert_eq!(r.0["isError"], true);
+        assert_eq!(r.to_value()["isError"], true);
         assert!(texts(&r)[0].contains("elicitation"), "{:?}", texts(&r));
 
         let (r, seen) = run("test_sampling", json!({}), no_requests).await;
         assert!(seen.is_empty());
-        assert_eq!(r.0["isError"], true);
+        assert_eq!(r.to_value()["isError"], true);
     }
 
     #[tokio::test]

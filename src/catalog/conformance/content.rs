@@ -87,17 +87,17 @@ mod tests {
 
         let (r, _) = run("test_image_content", json!({}), no_requests).await;
         assert_eq!(
-            r.0["content"][0],
+            r.to_value()["content"][0],
             json!({"type": "image", "data": TEST_IMAGE_BASE64, "mimeType": "image/png"})
         );
 
         let (r, _) = run("test_audio_content", json!({}), no_requests).await;
-        assert_eq!(r.0["content"][0]["type"], "audio");
-        assert_eq!(r.0["content"][0]["mimeType"], "audio/wav");
-        assert_eq!(r.0["content"][0]["data"], TEST_AUDIO_BASE64);
+        assert_eq!(r.to_value()["content"][0]["type"], "audio");
+        assert_eq!(r.to_value()["content"][0]["mimeType"], "audio/wav");
+        assert_eq!(r.to_value()["content"][0]["data"], TEST_AUDIO_BASE64);
 
         let (r, _) = run("test_embedded_resource", json!({}), no_requests).await;
-        let res = &r.0["content"][0];
+        let res = &r.to_value()["content"][0];
         assert_eq!(res["type"], "resource");
         assert_eq!(res["resource"]["uri"], "test://embedded-resource");
         assert_eq!(res["resource"]["mimeType"], "text/plain");
@@ -107,7 +107,8 @@ mod tests {
         );
 
         let (r, _) = run("test_multiple_content_types", json!({}), no_requests).await;
-        let types: Vec<&str> = r.0["content"]
+        let v = r.to_value();
+        let types: Vec<&str> = v["content"]
             .as_array()
             .unwrap()
             .iter()
@@ -115,16 +116,16 @@ mod tests {
             .collect();
         assert_eq!(types, ["text", "image", "resource"]);
         assert_eq!(
-            r.0["content"][2]["resource"]["text"],
+            r.to_value()["content"][2]["resource"]["text"],
             r#"{"test":"data","value":123}"#
         );
-        assert!(r.0.get("isError").is_none());
+        assert!(r.to_value().get("isError").is_none());
     }
 
     #[tokio::test]
     async fn the_error_tool_returns_an_is_error_result() {
         let (r, _) = run("test_error_handling", json!({}), no_requests).await;
-        assert_eq!(r.0["isError"], true);
+        assert_eq!(r.to_value()["isError"], true);
         assert_eq!(
             texts(&r),
             ["This tool intentionally returns an error for testing"]

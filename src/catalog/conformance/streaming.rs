@@ -109,7 +109,7 @@ mod tests {
     #[tokio::test]
     async fn progress_tool_reports_0_50_100_of_100_with_the_callers_token() {
         let (r, seen) = run("test_tool_with_progress", json!({}), no_requests).await;
-        assert!(r.0.get("isError").is_none());
+        assert!(r.to_value().get("isError").is_none());
         let progress: Vec<&Seen> = seen.iter().map(|(_, s)| s).collect();
         let expected: Vec<Seen> = [0.0, 50.0, 100.0]
             .into_iter()
@@ -136,7 +136,7 @@ mod tests {
         );
         assert!(start.elapsed() >= RECONNECTION_DELAY);
         assert!(
-            r.0.get("isError").is_none(),
+            r.to_value().get("isError").is_none(),
             "an isError result fails the scenario"
         );
         assert!(texts(&r)[0].starts_with("Reconnection test completed successfully."));

@@ -76,7 +76,7 @@ pub(super) async fn run_with(
     let mut seen = Vec::new();
     // The channel closes when the tool drops its `Call`, i.e. when it has finished.
     while let Some(emit) = rx.recv().await {
-        let s = match emit {
+        let s = match *emit {
             Emit::Progress {
                 token,
                 progress,
@@ -116,12 +116,12 @@ pub(super) fn no_requests(method: &str, _: &Value) -> Result<Value, RequestError
     panic!("unexpected request {method}")
 }
 
-pub(super) fn texts(result: &ToolResult) -> Vec<&str> {
-    result.0["content"]
+pub(super) fn texts(result: &ToolResult) -> Vec<String> {
+    result.to_value()["content"]
         .as_array()
         .expect("content array")
         .iter()
-        .filter_map(|c| c["text"].as_str())
+        .filter_map(|c| c["text"].as_str().map(str::to_owned))
         .collect()
 }
 
