@@ -6,6 +6,7 @@ mod common;
 
 use common::{send, Server, POST_HEADERS};
 use serde_json::json;
+use std::time::Duration;
 
 #[tokio::test]
 async fn initialize_returns_a_session_id_and_echoes_each_supported_version() {
@@ -498,4 +499,49 @@ async fn h2c_prior_knowledge_is_served() {
 
 fn uuid_like() -> String {
     "3f1c2a9e-8b7d-4c6e-9f0a-1b2c3d4e5f60".to_owned()
+}
+
+#[tokio::test]
+async fn a_stalled_connection_is_closed_after_the_header_read_timeout_and_a_split_request_line_is_served(
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start("[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"300ms\"\n");
+    // Half an HTTP/2 preface, then nothing: the server must not wait for the rest forever.
+    let mut stalled = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    stalled.write_all(b"PRI * HT").await.unwrap();
+    let mut buf = [0u8; 64];
+    let started = std::time::Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(10), stalled.read(&mut buf))
+        .await
+        .expect("closed well before 10 s")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without a reply");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "not before the timeout"
+    );
+    // A request line that starts like the preface ("P") and arrives in pieces is HTTP/1.1.
+    let mut split = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    split.write_all(b"P").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    split
+        .write_all(b"OST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut chunk = [0u8; 512];
+        while let Ok(n) = split.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&chunk[..n]);
+            if reply.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 405"), "{text}");
 }

@@ -13,9 +13,9 @@ mod routes;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -46,13 +46,12 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let connections = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(opts.max_connections));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
         .header_read_timeout(opts.header_read_timeout)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new());
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&permits).acquire_owned() => match p {
@@ -94,16 +93,33 @@ pub async fn serve(
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let (h1, h2, watcher) = (h1.clone(), h2.clone(), graceful.watcher());
+        let (wait, stop) = (opts.header_read_timeout, stop.clone());
         connections.spawn(
             async move {
-                if let Err(e) = conn.await {
+                let _permit = permit;
+                let opens = tokio::select! {
+                    opens = opens_h2(&stream, wait) => opens,
+                    // Shutting down before the first byte: nothing to finish.
+                    () = stop.cancelled() => return,
+                };
+                let ended = match opens {
+                    Ok(false) => {
+                        let conn = h1.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(conn).await
+                    }
+                    Ok(true) => {
+                        let conn = h2.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(conn).await
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "no request arrived");
+                        return;
+                    }
+                };
+                if let Err(e) = ended {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
-                drop(permit);
             }
             .instrument(tracing::debug_span!("conn", %peer)),
         );
@@ -115,6 +131,37 @@ pub async fn serve(
         () = tokio::time::sleep(drain) => {
             tracing::warn!(after = ?drain, open = connections.len(), "connections still open at the drain deadline; closing them");
         }
+    }
+}
+
+/// The first bytes of an HTTP/2 connection with prior knowledge (h2c).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the client opens with the HTTP/2 preface, read with `peek` so that hyper gets the
+/// socket untouched. (hyper-util's auto builder reads the preface itself and hands hyper a
+/// rewinding wrapper; hyper's first read then returns just those bytes and its read buffer grows
+/// to 16 KiB, which every idle keep-alive connection and open SSE stream kept.) A request line
+/// differs from the preface within its first bytes; only a client that sends a partial preface
+/// and stalls makes this wait, at most `wait` (the header read timeout).
+async fn opens_h2(stream: &tokio::net::TcpStream, wait: Duration) -> std::io::Result<bool> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut buf = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        if n == 0 || buf[..n] != H2_PREFACE[..n] {
+            return Ok(false); // hyper reports a closed or malformed connection its own way
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(true);
+        }
+        // A partial preface: peek would return the same bytes at once, so wait for more.
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        tokio::time::sleep_until(deadline.min(now + Duration::from_millis(5))).await;
     }
 }
 
