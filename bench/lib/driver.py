@@ -5,7 +5,11 @@ Called by bench/run.sh (which builds everything first). Writes one JSON file of 
 Method (see BENCHMARKS.md): each server is pinned to core 0 (`taskset -c 0`), wrk and this driver
 run on core 1. Server CPU comes from /proc/PID/stat (utime+stime) read around each wrk run; core
 busy time from /proc/stat tells how loaded each core was and how much CPU something else on the
-machine used during the cell ("other"). Every process started here is stopped by its PID.
+machine used during the cell ("other"). When `perf stat` can read hardware counters, the server's
+instructions and cycles (user and kernel) are counted around each wrk run too: instructions per
+call do not move with the VM's steal time or cross-CPU wake-ups, so they are the steady figure to
+compare. /proc/interrupts (CAL on the load CPU) counts how often the server woke the sleeping load
+generator. Every process started here is stopped by its PID.
 """
 
 from __future__ import annotations
@@ -241,6 +245,70 @@ def make_peers():
 
 # ----------------------------------------------------------------------------- measurements
 
+_PERF = None
+
+
+def perf_ok():
+    """True when `perf stat` can count instructions here (hardware counters exposed to the VM)."""
+    global _PERF
+    if _PERF is None:
+        try:
+            r = subprocess.run(["perf", "stat", "-x,", "-e", "instructions:u", "true"],
+                               capture_output=True, text=True, timeout=20)
+            _PERF = r.returncode == 0 and bool(re.search(r"^\d+,", r.stderr, re.M))
+        except (OSError, subprocess.TimeoutExpired):
+            _PERF = False
+    return _PERF
+
+
+def perf_start(pid):
+    """Counts a process's instructions (user, kernel) and cycles until perf_stop."""
+    if not perf_ok():
+        return None
+    out = os.path.join(WORK, f"perf-{pid}-{time.monotonic_ns()}.csv")
+    p = subprocess.Popen(["perf", "stat", "-x,", "-e", "instructions:u,instructions:k,cycles:u,cycles:k",
+                          "-p", str(pid), "-o", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.05)
+    return p, out
+
+
+def perf_stop(h):
+    """{event: count} from a perf_start handle (empty when perf is missing or failed)."""
+    if h is None:
+        return {}
+    p, out = h
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    counts = {}
+    try:
+        with open(out) as f:
+            for line in f:
+                parts = line.strip().split(",")
+                if len(parts) >= 3 and parts[0].isdigit():
+                    counts[parts[2]] = int(parts[0])
+        os.unlink(out)
+    except OSError:
+        pass
+    return counts
+
+
+def call_ipis(cpu):
+    """Function-call IPIs received so far by `cpu` (/proc/interrupts CAL): a wake-up of a
+    sleeping task on that CPU from the other one costs one."""
+    try:
+        with open("/proc/interrupts") as f:
+            for line in f:
+                if line.split(":")[0].strip() == "CAL":
+                    return int(line.split()[1 + int(cpu)])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def run_wrk(port, script, threads, conns, duration, env, pids, timeout_s="5s"):
     """One measured wrk run. `pids`: {role: pid} whose CPU is measured (role 'server' first)."""
     url = f"http://{HOST}:{port}{PATH}"
@@ -248,6 +316,8 @@ def run_wrk(port, script, threads, conns, duration, env, pids, timeout_s="5s"):
            "--timeout", timeout_s, "--latency", "-s", script, url]
     full_env = dict(os.environ)
     full_env.update(env)
+    perf = perf_start(pids["server"]) if "server" in pids else None
+    ipi0 = call_ipis(LOAD_CPU)
     cpu0 = {k: proc_cpu_s(v) for k, v in pids.items()}
     cores0 = core_times()
     ch0 = children_cpu_s()
@@ -261,7 +331,10 @@ def run_wrk(port, script, threads, conns, duration, env, pids, timeout_s="5s"):
     ch1 = children_cpu_s()
     cores1 = core_times()
     cpu1 = {k: proc_cpu_s(v) for k, v in pids.items()}
-    res = {"wall_s": wall, "wrk_rc": rc}
+    ipi1 = call_ipis(LOAD_CPU)
+    counts = perf_stop(perf)
+    res = {"wall_s": wall, "wrk_rc": rc, "server_counters": counts,
+           "load_cpu_ipis": ipi1 - ipi0 if ipi0 is not None and ipi1 is not None else None}
     m = re.search(r"^BENCHJSON (.*)$", out, re.M)
     if not m:
         res.update({"error": f"no wrk result (rc {rc}): {err.strip()[-300:]} {out.strip()[-300:]}", "errors": 1})
@@ -315,6 +388,7 @@ def call_cell(peer, port, srv, test, sids, duration, variant, aux=None):
         r["calls_per_s"] = r["req_per_s"]
         c = r["cpu_s"].get("server")
         r["cpu_us_per_call"] = c * 1e6 / n if n and c is not None else None
+        add_counters(r, n, "call")
         for k, v in (aux or {}).items():
             cv = r["cpu_s"].get(k)
             r[f"{k}_cpu_us_per_call"] = cv * 1e6 / n if n and cv is not None else None
@@ -322,6 +396,18 @@ def call_cell(peer, port, srv, test, sids, duration, variant, aux=None):
         r["errors"] = r.get("errors", 0) + 1
         r["error"] = f"server exited ({srv.returncode})"
     return r
+
+
+def add_counters(r, n, unit):
+    """Per-`unit` instruction and cycle counts (thousands) and load-CPU wake-ups, when measured."""
+    c = r.get("server_counters") or {}
+    if n and "instructions:u" in c and "instructions:k" in c:
+        r[f"kinstr_per_{unit}"] = (c["instructions:u"] + c["instructions:k"]) / n / 1e3
+        r[f"kinstr_user_per_{unit}"] = c["instructions:u"] / n / 1e3
+    if n and "cycles:u" in c and "cycles:k" in c:
+        r[f"kcycles_per_{unit}"] = (c["cycles:u"] + c["cycles:k"]) / n / 1e3
+    if n and r.get("load_cpu_ipis") is not None:
+        r[f"load_ipis_per_{unit}"] = r["load_cpu_ipis"] / n
 
 
 def churn_cell(peer, port, srv, duration, aux=None):
@@ -337,6 +423,7 @@ def churn_cell(peer, port, srv, duration, aux=None):
         r["http_req_per_s"] = r["req_per_s"]
         c = r["cpu_s"].get("server")
         r["cpu_us_per_session"] = c * 1e6 / s if s and c is not None else None
+        add_counters(r, s, "session")
         for k in (aux or {}):
             cv = r["cpu_s"].get(k)
             r[f"{k}_cpu_us_per_session"] = cv * 1e6 / s if s and cv is not None else None

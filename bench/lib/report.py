@@ -374,6 +374,18 @@ def targets(D):
         None if mc50 is None else mc50 <= 15)
     add("≤ 1.5× the floor's CPU per call", "—" if None in (mc50, fl50) else f"{mc50 / fl50:.2f}× ({num(fl50, 1)} µs floor)",
         None if None in (mc50, fl50) else mc50 <= 1.5 * fl50)
+    mi50 = D.m("mcpd", "json", "1s_c50", "kinstr_per_call")
+    fi50 = D.m("floor", "json", "1s_c50", "kinstr_per_call")
+    ri50 = D.m("rmcp-nd", "json", "1s_c50", "kinstr_per_call")
+    ti50 = D.m("ts", "json", "1s_c50", "kinstr_per_call")
+    if mi50 is not None:
+        add("the same three ratios in instructions per call (the steady figure): ≤ 1.5× the floor; "
+            "≥ 3.5× rmcp; ≥ 25× TS",
+            " / ".join("—" if x is None else f"{x:.2f}×" for x in (
+                None if fi50 is None else mi50 / fi50,
+                None if ri50 is None else ri50 / mi50,
+                None if ti50 is None else ti50 / mi50)),
+            None if None in (fi50, ri50, ti50) else (mi50 <= 1.5 * fi50 and ri50 / mi50 >= 3.5 and ti50 / mi50 >= 25))
     add("≥ 3.5× less CPU per call than rmcp (TCP_NODELAY)", "—" if None in (mc50, rm50) else f"{rm50 / mc50:.1f}×",
         None if None in (mc50, rm50) else rm50 / mc50 >= 3.5)
     add("≥ 25× less CPU per call than the TS SDK", "—" if None in (mc50, ts50) else f"{ts50 / mc50:.1f}×",
@@ -576,15 +588,20 @@ def document(D, results_rel, svg_rel):
     tm = ", ".join(f"{k.replace('_s', '')} {v / 60:.1f} min" for k, v in timings.items())
 
     # headline
-    head = ["| server | CPU µs per call | calls/s | p99 ms | its CPU per call ÷ mcpd's |", "|---|---|---|---|---|"]
+    head = ["| server | CPU µs per call | instructions per call (thousands) | calls/s | p99 ms | "
+            "its CPU per call ÷ mcpd's | its instructions ÷ mcpd's |", "|---|---|---|---|---|---|---|"]
     mc = D.m("mcpd", "json", "1s_c50", "cpu_us_per_call")
+    mi = D.m("mcpd", "json", "1s_c50", "kinstr_per_call")
     for p, v in ROWS:
         if D.status(p) != "ok" or v == "sse":
             continue
         c = D.m(p, v, "1s_c50", "cpu_us_per_call")
+        i = D.m(p, v, "1s_c50", "kinstr_per_call")
         head.append(f"| {LABEL[p]} | {cell_mr(D.metric(p, v, '1s_c50', 'cpu_us_per_call'), 1)} | "
+                    f"{cell_mr(D.metric(p, v, '1s_c50', 'kinstr_per_call'), 1)} | "
                     f"{cell_mr(D.metric(p, v, '1s_c50', 'calls_per_s'))} | {num(D.m(p, v, '1s_c50', 'p99_ms'), 2)} | "
-                    f"{'—' if p == 'mcpd' or None in (c, mc) else f'{c / mc:.1f}×'} |")
+                    f"{'—' if p == 'mcpd' or None in (c, mc) else f'{c / mc:.1f}×'} | "
+                    f"{'—' if p == 'mcpd' or None in (i, mi) else f'{i / mi:.2f}×'} |")
 
     at, sp = anchors_table(D)
     anchor_note = ("The issue's absolute targets (≤ 15 µs, ≥ 60,000 calls/s) were derived from the anchors measured "
@@ -612,7 +629,11 @@ def document(D, results_rel, svg_rel):
         "",
         "Server CPU per call is the figure to compare: at 50 connections the floor saturates the load "
         "generator's core, not its own, so its calls/s say more about wrk than about it. Medians "
-        f"of {cfg['rounds']} interleaved round(s), (min–max).",
+        f"of {cfg['rounds']} interleaved round(s), (min–max). Instructions per call (user + kernel, counted by "
+        "`perf stat` on the server process) are the steady version of the same figure: CPU time on this VM also "
+        "carries steal and the cost of waking the load generator on the other vCPU (an inter-processor interrupt "
+        "per wake-up, see [Wake-ups](#wake-ups-of-the-load-generator)), which swing between runs by up to 2×; "
+        "instruction counts repeat within about 1 %.",
         "",
         "\n".join(head),
         "",
@@ -636,6 +657,10 @@ def document(D, results_rel, svg_rel):
         "",
         calls_table(D, "cpu_us_per_call", 1),
         "",
+        "### Instructions per call, thousands (user + kernel; lower is better)",
+        "",
+        calls_table(D, "kinstr_per_call", 1),
+        "",
         "### Tool calls/s",
         "",
         calls_table(D, "calls_per_s", 0),
@@ -649,6 +674,16 @@ def document(D, results_rel, svg_rel):
         busy_table(D),
         "",
         "When core 1 (wrk + Lua) is near 100 % and core 0 is not, the server is not the limit: read CPU µs per call.",
+        "",
+        "### Wake-ups of the load generator",
+        "",
+        "Function-call IPIs received by core 1 per call (`CAL` in `/proc/interrupts`). A server that writes its "
+        "replies one at a time while wrk sleeps between them wakes wrk across vCPUs for each reply; on this VM each "
+        "such wake-up is a hypervisor exit that shows up as server CPU time but not as server instructions. mcpd "
+        "yields once before writing a reply, so the replies of the connections that were ready together leave "
+        "together.",
+        "",
+        calls_table(D, "load_ipis_per_call", 2),
         "",
         "### mcpd against each peer (peer's CPU per call ÷ mcpd's; mcpd's calls/s ÷ peer's)",
         "",
