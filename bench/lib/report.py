@@ -743,6 +743,10 @@ def document(D, results_rel, svg_rel):
         "",
         traefik_text(D),
         "",
+        "## What the measurements changed",
+        "",
+        changes_text(),
+        "",
         "## Method",
         "",
         "- One command, `bash bench/run.sh` (`--quick` for a short smoke run), builds mcpd (`cargo build --release`), "
@@ -758,6 +762,9 @@ def document(D, results_rel, svg_rel):
         "after the wrk run) ÷ completed calls. It includes the kernel's TCP work done on the server's behalf. "
         "Core busy % comes from `/proc/stat`; \"other\" CPU is what neither the server, wrk nor Redis/Traefik used "
         "(other processes on the machine): cells with more than 10 % of a core of it are listed under Noise.",
+        "- Instructions and cycles per call: `perf stat -x, -e instructions:u,instructions:k,cycles:u,cycles:k -p "
+        "PID` on the server around the same wrk run, divided by completed calls (absent when the machine exposes "
+        "no hardware counters). Wake-ups: `CAL` interrupts of core 1 from `/proc/interrupts` around the run.",
         "- Every response is checked by wrk's Lua `response()` callback: a non-2xx status or a body without "
         "`Echo: hello` (SSE variant: `completed 1 steps`) counts as an error, as do socket errors and timeouts "
         "(5 s). A cell with any error is reported FAILED and left out of the medians.",
@@ -779,6 +786,16 @@ def document(D, results_rel, svg_rel):
     if fails:
         parts += ["", "## Failed cells", "", fails]
     return "\n".join(parts) + "\n"
+
+
+def changes_text():
+    """The hand-kept record of what profiling found and fixed (bench/CHANGES.md), before → after."""
+    path = os.path.join(ROOT, "bench", "CHANGES.md")
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return "(bench/CHANGES.md is missing.)"
 
 
 def main():
