@@ -268,6 +268,20 @@ mod tests {
     }
 
     #[test]
+    fn closing_a_session_cancels_its_running_requests_and_any_registered_later() {
+        use crate::session::RequestId;
+        let s = session();
+        let running = s.start_request(RequestId::Num(1), 8).unwrap();
+        let other = s.start_request(RequestId::Num(2), 8).unwrap();
+        assert!(s.cancel_request(&RequestId::Num(2)));
+        assert!(other.is_cancelled() && !running.is_cancelled());
+        s.close();
+        assert!(running.is_cancelled());
+        let late = s.start_request(RequestId::Num(3), 8).unwrap();
+        assert!(late.is_cancelled());
+    }
+
+    #[test]
     fn the_table_refuses_sessions_past_its_cap() {
         let t = SessionTable::new(2, None);
         t.insert(session()).unwrap();
