@@ -64,11 +64,7 @@ pub(crate) async fn post(
             drop(tx);
             driver::run(shared, session, calls, replies, batch, rx).await
         }
-        _ => Reply::json(if batch {
-            jsonrpc::array(&replies)
-        } else {
-            replies.pop().unwrap_or_default()
-        }),
+        _ => Reply::json(jsonrpc::reply_body(replies, batch)),
     }
 }
 

@@ -63,21 +63,16 @@ pub(crate) async fn run(
         }
     }
     if running.is_empty() && emits.is_empty() {
-        for (id, outcome) in finished {
-            session.end_request(&id);
-            done.push(jsonrpc::response(
-                &id,
-                outcome.into_result(session, &id, shared.limits.request_timeout),
-            ));
-        }
+        let timeout = shared.limits.request_timeout;
+        done.extend(
+            finished
+                .into_iter()
+                .filter_map(|(id, outcome)| answer(session, id, outcome, timeout)),
+        );
         if session.is_closed() {
             return Reply::session_not_found();
         }
-        return Reply::json(if batch {
-            jsonrpc::array(&done)
-        } else {
-            done.pop().unwrap_or_default()
-        });
+        return Reply::json(jsonrpc::reply_body(done, batch));
     }
     let (mode_tx, mode_rx) = oneshot::channel();
     let span = tracing::debug_span!("tools/call", session_id = %session.id(), calls = running.len() + finished.len());
@@ -120,6 +115,17 @@ fn poll_once(call: &mut PreparedCall, cx: &mut Context<'_>) -> Option<Outcome> {
         Ok(Poll::Pending) => None,
         Err(_) => Some(Outcome::Panicked),
     }
+}
+
+/// Ends a finished call's request and encodes its response, unless the session is gone (then
+/// nobody is left to answer).
+fn answer(session: &Session, id: RequestId, outcome: Outcome, timeout: Duration) -> Option<Bytes> {
+    session.end_request(&id);
+    if session.is_closed() {
+        return None;
+    }
+    let result = outcome.into_result(session, &id, timeout);
+    Some(jsonrpc::response(&id, result))
 }
 
 struct Driver {
@@ -168,11 +174,7 @@ impl Driver {
         match (self.stream.take(), self.mode.take()) {
             (Some(stream), _) => stream.finish(),
             (None, Some(mode)) if !self.session.is_closed() => {
-                let body = if batch {
-                    jsonrpc::array(&self.done)
-                } else {
-                    self.done.pop().unwrap_or_default()
-                };
+                let body = jsonrpc::reply_body(std::mem::take(&mut self.done), batch);
                 let _ = mode.send(Mode::Json(body));
             }
             // Session closed: dropping `mode` makes the HTTP side answer 404.
@@ -182,12 +184,10 @@ impl Driver {
 
     /// A call is over: its result is queued, unless the session is gone.
     fn finish(&mut self, id: RequestId, outcome: Outcome) {
-        self.session.end_request(&id);
-        if self.session.is_closed() {
-            return;
+        let timeout = self.shared.limits.request_timeout;
+        if let Some(message) = answer(&self.session, id, outcome, timeout) {
+            self.deliver(message);
         }
-        let result = outcome.into_result(&self.session, &id, self.shared.limits.request_timeout);
-        self.deliver(jsonrpc::response(&id, result));
     }
 
     /// Queues a finished response: on the stream if there is one, else for the JSON reply.

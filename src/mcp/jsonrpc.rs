@@ -330,6 +330,16 @@ fn encode<T: Serialize>(value: &T) -> Bytes {
     }))
 }
 
+/// The JSON body answering a POST's requests: the array of their responses for a batch, else its
+/// one response.
+pub fn reply_body(mut responses: Vec<Bytes>, batch: bool) -> Bytes {
+    if batch {
+        array(&responses)
+    } else {
+        responses.pop().unwrap_or_default()
+    }
+}
+
 /// Joins encoded messages into a JSON array (the reply to a batch).
 pub fn array(items: &[Bytes]) -> Bytes {
     let mut out = Vec::with_capacity(items.iter().map(Bytes::len).sum::<usize>() + items.len() + 1);
