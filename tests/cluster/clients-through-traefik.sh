@@ -37,10 +37,6 @@ cluster_start_traefik
 MCP_URL="$TRAEFIK_URL/mcp"
 
 declare -A RESULT FWD REQS  # RESULT[client,mode]="ok failed", FWD[..]="n1=a n2=b n3=c", REQS[..]="total rescued"
-passed=0 failed=0 failed_names=()
-check() { # check NAME OK(0|1) WHY
-  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failed_names+=("$1"); say "CHECK FAILED: $1: $3"; fi
-}
 
 fwd_snapshot() { local i; for i in 1 2 3; do printf '%s ' "$(node_forwarded "$i")"; done; printf '%s %s' "$(mcp_requests)" "$(all_misses)"; }
 # Requests that reached a node not holding their session, on all nodes.

@@ -52,10 +52,6 @@ e2e_cleanup() {
 }
 trap e2e_cleanup EXIT
 
-passed=0 failed=0 failed_names=()
-check() { # check NAME OK(0|1) WHY
-  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failed_names+=("$1"); say "CHECK FAILED: $1: $3"; fi
-}
 
 # py OUTFILE SCRIPT ARGS... : a bounded Python run; its output is kept in OUTFILE and shown indented.
 py() {

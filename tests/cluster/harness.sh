@@ -26,6 +26,12 @@ TRAEFIK_PID="" TRAEFIK_PORT="" TRAEFIK_TLS_PORT="" TRAEFIK_ADMIN_PORT="" TRAEFIK
 
 say() { echo "$LOG_PREFIX: $*"; }
 
+# check NAME OK(0|1) WHY — counts a named check; the failures' names collect in failed_names.
+passed=0 failed=0 failed_names=()
+check() {
+  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failed_names+=("$1"); say "CHECK FAILED: $1: $3"; fi
+}
+
 # cluster_init BINARY
 cluster_init() {
   [ $# -eq 1 ] || die "usage: cluster_init PATH/TO/mcpd"
@@ -95,42 +101,11 @@ PY
   say "redis-server (pid $REDIS_PID) on 127.0.0.1:$REDIS_PORT"
 }
 
-# cluster_start_nodes true|false  — starts n1..n3 and waits until every /healthz says synced
-# and every node's heartbeat is in Redis (so peers can be found).
+# cluster_start_nodes true|false  — starts n1..n3 with `[cluster] forward_misroutes` set and
+# adopt_orphans at its default (logs in $WORK/<node>.<true|false>.log), and waits until every
+# /healthz says synced and every node's heartbeat is in Redis (so peers can be found).
 cluster_start_nodes() {
-  local fwd="$1" i rc
-  for i in 1 2 3; do
-    NODE_LOG[i]="$WORK/${NODES[i-1]}.$fwd.log"
-    cat > "$WORK/${NODES[i-1]}.toml" <<EOF
-[server]
-listen = "127.0.0.1:${NODE_PORT[i]}"
-node_id = "${NODES[i-1]}"
-
-[redis]
-url = "redis://127.0.0.1:$REDIS_PORT"
-heartbeat_interval = "1s"
-
-[cluster]
-forward_misroutes = $fwd
-
-[log]
-format = "text"
-level = "info"
-EOF
-    "$BINARY" serve --config "$WORK/${NODES[i-1]}.toml" >"${NODE_LOG[i]}" 2>&1 &
-    NODE_PID[i]=$!
-  done
-  for i in 1 2 3; do
-    rc=0
-    wait_json "${NODE_URL[i]}/healthz" 15 's == 200 and j["registry"]["synced"] is True' "${NODE_PID[i]}" || rc=$?
-    if [ "$rc" -ne 0 ]; then
-      tail -n 30 "${NODE_LOG[i]}" >&2
-      die "node ${NODES[i-1]} (${NODE_URL[i]}) not synced within 15 s (rc $rc)"
-    fi
-  done
-  # One heartbeat period more so every node has seen every peer's heartbeat.
-  sleep 1.2
-  say "nodes up (forward_misroutes=$fwd): n1 ${NODE_URL[1]} (pid ${NODE_PID[1]}), n2 ${NODE_URL[2]} (pid ${NODE_PID[2]}), n3 ${NODE_URL[3]} (pid ${NODE_PID[3]})"
+  cluster_start_nodes_with "$1" default "$1"
 }
 
 cluster_stop_nodes() {
@@ -275,10 +250,11 @@ cluster_cleanup() {
 
 # ---------------------------------------------------------------- added for cluster-e2e.sh
 
-# cluster_start_nodes_with FWD ADOPT [TAG] — cluster_start_nodes with `[cluster] adopt_orphans`
-# set as well (true|false; `default` leaves the key out). Logs go to $WORK/<node>.<TAG>.log (TAG
-# defaults to fwd-FWD.adopt-ADOPT; a TAG used twice appends). Same readiness wait as
-# cluster_start_nodes; cluster_restart_node then restarts with the same config.
+# cluster_start_nodes_with FWD ADOPT [TAG] — starts n1..n3 with `[cluster] forward_misroutes =
+# FWD` and `adopt_orphans = ADOPT` (true|false; `default` leaves the key out), then waits until
+# every /healthz says synced plus one heartbeat period (every node has seen every peer). Logs go
+# to $WORK/<node>.<TAG>.log (TAG defaults to fwd-FWD.adopt-ADOPT; a TAG used twice appends);
+# cluster_restart_node then restarts with the same config.
 cluster_start_nodes_with() {
   local fwd="$1" adopt="$2" tag="${3:-fwd-$1.adopt-$2}" i rc adopt_line=""
   [ "$adopt" = default ] || adopt_line="adopt_orphans = $adopt"

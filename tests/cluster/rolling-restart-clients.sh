@@ -65,10 +65,6 @@ rolling_cleanup() {
 }
 trap rolling_cleanup EXIT
 
-passed=0 failed=0 failed_names=()
-check() { # check NAME OK(0|1) WHY
-  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failed_names+=("$1"); say "CHECK FAILED: $1: $3"; fi
-}
 ok_if() { if "$@"; then echo 0; else echo 1; fi; }
 
 # Number of mcp:session:* keys in our Redis (RESP over a socket: redis-cli is not required).
