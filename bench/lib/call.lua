@@ -11,6 +11,8 @@
 -- in flight, which per-session servers need), so the generator spends no time formatting.
 -- done() prints one line "BENCHJSON {...}" with counts and latency percentiles (microseconds).
 
+local benchjson = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "benchjson.lua")
+
 local sids = {}
 for s in string.gmatch(os.getenv("BENCH_SIDS") or "", "[^,]+") do sids[#sids + 1] = s end
 local tool = os.getenv("BENCH_TOOL") or "echo"
@@ -76,26 +78,6 @@ function response(status, headers, body)
   end
 end
 
-local function jstr(s)
-  return '"' .. string.gsub(s or "", '[%c"\\]', function(c) return string.format("\\u%04x", string.byte(c)) end) .. '"'
-end
-
 function done(summary, latency, requests)
-  local t_ok, t_bs, t_bb, fb = 0, 0, 0, ""
-  for _, t in ipairs(threads) do
-    t_ok = t_ok + (t:get("ok") or 0)
-    t_bs = t_bs + (t:get("bad_status") or 0)
-    t_bb = t_bb + (t:get("bad_body") or 0)
-    if fb == "" then fb = t:get("first_bad") or "" end
-  end
-  local e = summary.errors
-  io.write(string.format(
-    'BENCHJSON {"requests":%d,"duration_us":%d,"bytes":%d,"ok":%d,"bad_status":%d,"bad_body":%d,'
-    .. '"err_connect":%d,"err_read":%d,"err_write":%d,"err_status":%d,"err_timeout":%d,'
-    .. '"lat_p50_us":%d,"lat_p90_us":%d,"lat_p99_us":%d,"lat_p999_us":%d,"lat_max_us":%d,"lat_mean_us":%.1f,'
-    .. '"first_bad":%s}\n',
-    summary.requests, summary.duration, summary.bytes, t_ok, t_bs, t_bb,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
-    latency.max, latency.mean, jstr(fb)))
+  benchjson.write(summary, latency, threads, { "ok", "bad_status", "bad_body" })
 end

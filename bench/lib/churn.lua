@@ -7,6 +7,8 @@
 --
 -- env BENCH_PATH default /mcp
 
+local benchjson = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "benchjson.lua")
+
 local path = os.getenv("BENCH_PATH") or "/mcp"
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
@@ -85,27 +87,6 @@ function response(status, headers, body)
   end
 end
 
-local function jstr(s)
-  return '"' .. string.gsub(s or "", '[%c"\\]', function(c) return string.format("\\u%04x", string.byte(c)) end) .. '"'
-end
-
 function done(summary, latency, requests)
-  local ss, bs, bb, ns, fb = 0, 0, 0, 0, ""
-  for _, t in ipairs(threads) do
-    ss = ss + (t:get("sessions") or 0)
-    bs = bs + (t:get("bad_status") or 0)
-    bb = bb + (t:get("bad_body") or 0)
-    ns = ns + (t:get("no_sid") or 0)
-    if fb == "" then fb = t:get("first_bad") or "" end
-  end
-  local e = summary.errors
-  io.write(string.format(
-    'BENCHJSON {"requests":%d,"duration_us":%d,"bytes":%d,"sessions":%d,"bad_status":%d,"bad_body":%d,"no_sid":%d,'
-    .. '"err_connect":%d,"err_read":%d,"err_write":%d,"err_status":%d,"err_timeout":%d,'
-    .. '"lat_p50_us":%d,"lat_p90_us":%d,"lat_p99_us":%d,"lat_p999_us":%d,"lat_max_us":%d,"lat_mean_us":%.1f,'
-    .. '"first_bad":%s}\n',
-    summary.requests, summary.duration, summary.bytes, ss, bs, bb, ns,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
-    latency.max, latency.mean, jstr(fb)))
+  benchjson.write(summary, latency, threads, { "sessions", "bad_status", "bad_body", "no_sid" })
 end

@@ -559,6 +559,14 @@ def fmt_cell(r):
     return s
 
 
+def warmed_base_rss(port, pid):
+    """The start RSS of a fresh server: 20 sessions opened and deleted first, so one-time
+    allocations (runtime, first connections) are not counted per session."""
+    warm, _ = open_sessions(port, 20)
+    mc.run(mc.delete_sessions(HOST, port, PATH, warm))
+    return settle_rss(pid, 1.0)
+
+
 def settle_rss(pid, secs):
     time.sleep(secs)
     return proc_rss_kb(pid)
@@ -579,9 +587,7 @@ def memory_section(peers, cfg, only=None):
         port = free_port()
         srv = peer.start(port)
         try:
-            w, st = open_sessions(port, 20)
-            mc.run(mc.delete_sessions(HOST, port, PATH, w))
-            base = settle_rss(srv.pid, 1.0)
+            base = warmed_base_rss(port, srv.pid)
             rec["base_kb"] = base
             sids = []
             deadline = time.monotonic() + cfg["mem_open_budget_s"]
@@ -620,9 +626,7 @@ def memory_section(peers, cfg, only=None):
         port = free_port()
         srv = peer.start(port)
         try:
-            w, st = open_sessions(port, 20)
-            mc.run(mc.delete_sessions(HOST, port, PATH, w))
-            base = settle_rss(srv.pid, 1.0)
+            base = warmed_base_rss(port, srv.pid)
             sids, st = open_sessions(port, n, deadline=time.monotonic() + cfg["mem_open_budget_s"])
             rec["errors"] += st.errors
             rss_a = settle_rss(srv.pid, cfg["settle_s"])

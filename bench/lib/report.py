@@ -256,12 +256,19 @@ def memory_tables(D):
     return t1, t2, t3
 
 
+def not_measured(section):
+    """Why a section of the results has nothing to show ("Not run." / "Skipped: ..."), or None."""
+    if not section:
+        return "Not run."
+    if section.get("skipped"):
+        return f"Skipped: {section['skipped']}."
+    return None
+
+
 def fanout_text(D):
     f = D.d.get("fanout")
-    if not f:
-        return "Not run."
-    if f.get("skipped"):
-        return f"Skipped: {f['skipped']}."
+    if not_measured(f):
+        return not_measured(f)
     reps = f.get("reps", [])
     ok = [r for r in reps if r["received"] == r["streams"]]
     lines = [
@@ -300,10 +307,8 @@ def fanout_text(D):
 
 def traefik_text(D):
     t = D.d.get("traefik")
-    if not t:
-        return "Not run."
-    if t.get("skipped"):
-        return f"Skipped: {t['skipped']}."
+    if not_measured(t):
+        return not_measured(t)
     if t.get("error"):
         return f"**FAILED**: {t['error']}"
     lines = ["| 1 session × 50 conns | calls/s | p50 / p99 ms | mcpd CPU µs/call | Traefik CPU µs/call |",
