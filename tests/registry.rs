@@ -487,3 +487,78 @@ async fn the_record_keeps_the_sessions_durable_parameters_up_to_date() {
             == json!([]))
     );
 }
+
+/// Calls of one Redis command since the last `CONFIG RESETSTAT`.
+fn calls(redis: &Redis, command: &str) -> i64 {
+    let info = redis.cmd(&["INFO", "commandstats"]);
+    let text = info.str().unwrap_or_default().to_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn sessions_queued_together_are_registered_and_removed_with_one_set_command_each_way() {
+    let redis = Redis::start();
+    let s = node(&redis, "n1", "");
+    wait_synced(&s).await;
+    let key = |id: &str| format!("mcp:session:{id}");
+    let set = "mcp:node:n1:sessions";
+
+    // Redis hangs while 30 sessions open: their writes queue up and go out as one batch.
+    redis.cmd(&["CONFIG", "RESETSTAT"]);
+    redis.signal("STOP");
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        ids.push(s.session().await);
+    }
+    redis.signal("CONT");
+    let keys: Vec<String> = ids.iter().map(|id| key(id)).collect();
+    let mut exists = vec!["EXISTS"];
+    exists.extend(keys.iter().map(String::as_str));
+    assert!(
+        redis.wait_until(Duration::from_secs(5), |r| r.cmd(&exists).int() == 30
+            && r.cmd(&["SCARD", set]).int() == 30),
+        "all 30 keys and set members written"
+    );
+    for k in &keys {
+        let ttl = redis.cmd(&["TTL", k]).int();
+        assert!(ttl > 0, "{k} has its TTL: {ttl}");
+    }
+    // At most one batch may have been in flight when Redis stopped.
+    let sets = calls(&redis, "set");
+    assert!(
+        (30..=35).contains(&sets),
+        "one SET per record, plus heartbeats: {sets}"
+    );
+    let sadd = calls(&redis, "sadd");
+    assert!(
+        (1..=2).contains(&sadd),
+        "set members added in one command per batch: {sadd}"
+    );
+
+    // The same for 30 DELETEs.
+    redis.cmd(&["CONFIG", "RESETSTAT"]);
+    redis.signal("STOP");
+    for id in &ids {
+        let r = send(s.addr, "DELETE", "/mcp", &[("mcp-session-id", id)], "").await;
+        assert_eq!(r.status, 200);
+    }
+    redis.signal("CONT");
+    assert!(
+        redis.wait_until(Duration::from_secs(5), |r| r.cmd(&exists).int() == 0
+            && r.cmd(&["SCARD", set]).int() == 0),
+        "all 30 keys and set members removed"
+    );
+    let (srem, del) = (calls(&redis, "srem"), calls(&redis, "del"));
+    assert!(
+        (1..=2).contains(&srem),
+        "members removed in one command per batch: {srem}"
+    );
+    assert!(
+        (1..=2).contains(&del),
+        "keys deleted in one command per batch: {del}"
+    );
+}

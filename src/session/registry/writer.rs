@@ -1,7 +1,9 @@
 //! The one task that writes the registry.
 //!
 //! Loop: wait for queued operations, the heartbeat tick or a reconnect; if connected, resync when
-//! needed, then send everything queued as one pipeline (with the heartbeat). A failed pipeline
+//! needed, then send everything queued as one pipeline (with the heartbeat), no sooner than
+//! [`FLUSH_SPACING`] after the previous one, with set membership and DELETEs as multi-key
+//! commands. A failed pipeline
 //! puts its deletions back and asks for a resync. On stop: one last pipeline that removes this
 //! node's sessions (the drain closed them all), its heartbeat and its set.
 
@@ -22,6 +24,18 @@ use crate::session::{SessionId, SessionTable};
 /// enough that one pipeline stays well inside the command timeout.
 const PIPELINE_CHUNK: usize = 1000;
 
+/// Keys per multi-key command (a batch's new set members and its deletions): one command
+/// stays small next to Redis's limits and quick to run.
+const KEYS_PER_COMMAND: usize = 500;
+
+/// The least time between two flushes. The first operation after a quiet spell goes out at once;
+/// under load, what queues meanwhile waits at most this long and goes out together, so the cost
+/// of a round trip (wake-ups and syscalls on both ends) is paid per batch, not per session, and a
+/// session that lives shorter than this never reaches Redis at all (the queue coalesces it
+/// away). Small next to anything a misroute needs the registry for: a client's next request
+/// after `initialize` arrives later than this over any real network.
+const FLUSH_SPACING: std::time::Duration = std::time::Duration::from_millis(1);
+
 type FredResult<T> = Result<T, fred::error::Error>;
 
 pub(super) async fn run(reg: Registry, table: Arc<SessionTable>, stop: CancellationToken) {
@@ -39,6 +53,7 @@ pub(super) async fn run(reg: Registry, table: Arc<SessionTable>, stop: Cancellat
     // the resync finds out and closes the copies that are no longer this node's.
     let mut last_beat = tokio::time::Instant::now();
     let beat_ttl = inner.cfg.heartbeat_interval * 3;
+    let mut last_flush: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
@@ -90,10 +105,19 @@ pub(super) async fn run(reg: Registry, table: Arc<SessionTable>, stop: Cancellat
                 }
             }
         }
+        if let Some(at) = last_flush.map(|t| t + FLUSH_SPACING) {
+            if at > tokio::time::Instant::now() {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep_until(at) => {}
+                }
+            }
+        }
         let batch = reg.queue().take();
         if batch.is_empty() && !beat_due {
             continue;
         }
+        last_flush = Some(tokio::time::Instant::now());
         let deletes = batch.deletes.clone();
         let beat = beat_due;
         match flush(&reg, &table, &batch, beat_due).await {
@@ -132,7 +156,12 @@ async fn flush(reg: &Registry, table: &SessionTable, batch: &Batch, beat: bool) 
     let keys = &inner.keys;
     let set = keys.node_sessions(&inner.node);
     let ttl = ttl_secs(inner.cfg.session_ttl);
-    let mut ops: Vec<Op> = Vec::with_capacity(batch.len() + 1);
+    let mut ops: Vec<Op> = Vec::with_capacity(batch.len() + 4);
+    // Set membership and DELETEs go out as multi-key commands, a few per batch rather than one
+    // or two per session: fred flushes the socket after every command of a pipeline, so the
+    // command count sets the cost on both ends. Each new record is its own plain `SET` (there is
+    // no multi-key `SET` with a TTL, and a script costs Redis more than the `SET`s it saves).
+    let mut fresh: Vec<String> = Vec::new();
     for (id, record, write) in &batch.creates {
         match write {
             Write::New => {
@@ -141,14 +170,15 @@ async fn flush(reg: &Registry, table: &SessionTable, batch: &Batch, beat: bool) 
                     record.encode(),
                     Expiration::EX(ttl),
                 ));
-                ops.push(Op::Sadd(set.clone(), id.to_string()));
+                fresh.push(id.to_string());
             }
             Write::Own => ops.push(put_own(reg, id, &record.encode())),
         }
     }
-    for (id, kind) in &batch.deletes {
-        ops.push(removal(reg, id, *kind));
+    for chunk in fresh.chunks(KEYS_PER_COMMAND) {
+        ops.push(Op::Sadd(set.clone(), chunk.to_vec()));
     }
+    ops.extend(removals(reg, &batch.deletes));
     for id in &batch.touches {
         ops.push(Op::Expire(keys.session(id), ttl));
     }
@@ -170,14 +200,42 @@ fn close_superseded(reg: &Registry, table: &SessionTable, results: &[(Option<Ses
     }
 }
 
-/// The command that removes (or releases) a session's key.
+/// The commands that remove (or release) sessions' keys: the deletions a client asked for as two
+/// multi-key commands per [`KEYS_PER_COMMAND`], the conditional ones a script each.
+fn removals(reg: &Registry, deletes: &[(SessionId, Removal)]) -> Vec<Op> {
+    let inner = &reg.inner;
+    let set = inner.keys.node_sessions(&inner.node);
+    let mut ops = Vec::new();
+    let mut any: Vec<SessionId> = Vec::new();
+    for (id, kind) in deletes {
+        match kind {
+            Removal::Any => any.push(*id),
+            _ => ops.push(removal(reg, id, *kind)),
+        }
+    }
+    for chunk in any.chunks(KEYS_PER_COMMAND) {
+        ops.push(Op::Srem(
+            set.clone(),
+            chunk.iter().map(ToString::to_string).collect(),
+        ));
+        ops.push(Op::Del(
+            chunk.iter().map(|id| inner.keys.session(id)).collect(),
+        ));
+    }
+    ops
+}
+
+/// The command that removes (or releases) one session's key.
 fn removal(reg: &Registry, id: &SessionId, kind: Removal) -> Op {
     let inner = &reg.inner;
     let key = inner.keys.session(id);
     let set = inner.keys.node_sessions(&inner.node);
     let member = id.to_string();
     match kind {
-        Removal::Any => Op::Del(key, Some((set, member))),
+        Removal::Any => Op::Eval(
+            None,
+            scripts::args(scripts::DEL_ANY, &[&key, &set], &[&member]),
+        ),
         Removal::Own => Op::Eval(
             None,
             scripts::args(scripts::DEL_OWN, &[&key, &set], &[&inner.node, &member]),
@@ -264,7 +322,7 @@ async fn resync(reg: &Registry, table: &SessionTable) -> FredResult<usize> {
                         purged += 1;
                     }
                 }
-                _ => ops.push(Op::Srem(set.clone(), member.clone())),
+                _ => ops.push(Op::Srem(set.clone(), vec![member.clone()])),
             }
         }
         send(reg, ops).await?;
@@ -337,13 +395,8 @@ async fn final_cleanup(reg: &Registry) {
     let batch = reg.queue().take();
     let keys = &inner.keys;
     let set = keys.node_sessions(&inner.node);
-    let mut ops: Vec<Op> = batch
-        .deletes
-        .iter()
-        .map(|(id, kind)| removal(reg, id, *kind))
-        .collect();
-    ops.push(Op::Del(set, None));
-    ops.push(Op::Del(keys.heartbeat(&inner.node), None));
+    let mut ops = removals(reg, &batch.deletes);
+    ops.push(Op::Del(vec![set, keys.heartbeat(&inner.node)]));
     let n = ops.len();
     match send(reg, ops).await {
         Ok(_) => {
@@ -375,11 +428,10 @@ fn ttl_secs(d: std::time::Duration) -> i64 {
 /// One registry command.
 enum Op {
     Set(String, String, Expiration),
-    /// A key, and optionally a set member to remove with it.
-    Del(String, Option<(String, String)>),
+    Del(Vec<String>),
     Expire(String, i64),
-    Sadd(String, String),
-    Srem(String, String),
+    Sadd(String, Vec<String>),
+    Srem(String, Vec<String>),
     /// A script (`EVAL` arguments); its answer is reported with the session id when given.
     Eval(Option<SessionId>, Vec<String>),
 }
@@ -391,8 +443,7 @@ async fn send(reg: &Registry, ops: Vec<Op>) -> FredResult<Vec<(Option<SessionId>
     for chunk in ops.chunks(PIPELINE_CHUNK) {
         let pipeline = reg.inner.client.pipeline();
         let mut positions = Vec::new();
-        let mut n = 0usize;
-        for op in chunk {
+        for (n, op) in chunk.iter().enumerate() {
             // Commands on a pipeline only buffer; they answer when `all` runs.
             let _: () = match op {
                 Op::Set(k, v, ttl) => {
@@ -400,16 +451,10 @@ async fn send(reg: &Registry, ops: Vec<Op>) -> FredResult<Vec<(Option<SessionId>
                         .set(k.as_str(), v.as_str(), Some(ttl.clone()), None, false)
                         .await?
                 }
-                Op::Del(k, member) => {
-                    if let Some((set, m)) = member {
-                        let _: () = pipeline.srem(set.as_str(), m.as_str()).await?;
-                        n += 1;
-                    }
-                    pipeline.del(k.as_str()).await?
-                }
+                Op::Del(k) => pipeline.del(k.clone()).await?,
                 Op::Expire(k, ttl) => pipeline.expire(k.as_str(), *ttl, None).await?,
-                Op::Sadd(k, m) => pipeline.sadd(k.as_str(), m.as_str()).await?,
-                Op::Srem(k, m) => pipeline.srem(k.as_str(), m.as_str()).await?,
+                Op::Sadd(k, m) => pipeline.sadd(k.as_str(), m.clone()).await?,
+                Op::Srem(k, m) => pipeline.srem(k.as_str(), m.clone()).await?,
                 Op::Eval(id, args) => {
                     if id.is_some() {
                         positions.push((n, *id));
@@ -417,7 +462,6 @@ async fn send(reg: &Registry, ops: Vec<Op>) -> FredResult<Vec<(Option<SessionId>
                     pipeline.custom(scripts::eval(), args.clone()).await?
                 }
             };
-            n += 1;
         }
         let values: Vec<Value> = pipeline.all().await?;
         reg.inner.flushes.fetch_add(1, Ordering::Relaxed);
