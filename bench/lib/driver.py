@@ -460,6 +460,34 @@ def start_redis():
     raise RuntimeError("redis-server did not answer PING")
 
 
+def redis_cmd(port, *args):
+    """One command to the private Redis (RESP by hand: no client library needed); the raw reply."""
+    req = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+    with socket.create_connection((HOST, port), timeout=2) as c:
+        c.sendall(req.encode())
+        data = b""
+        while True:
+            chunk = c.recv(65536)
+            data += chunk
+            if not chunk or data.startswith((b"+", b"-", b":")) and data.endswith(b"\r\n"):
+                break
+            if data.startswith(b"$"):
+                head, _, rest = data.partition(b"\r\n")
+                if len(rest) >= int(head[1:]) + 2:
+                    break
+        return data.decode(errors="replace")
+
+
+def redis_commandstats(port):
+    """Calls per command since the last CONFIG RESETSTAT, from INFO commandstats."""
+    out = {}
+    for line in redis_cmd(port, "INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_") and "calls=" in line:
+            name, _, rest = line[len("cmdstat_"):].partition(":")
+            out[name] = int(rest.split("calls=")[1].split(",")[0])
+    return out
+
+
 def http_json(url, timeout=2):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return json.loads(r.read() or b"null")
@@ -496,8 +524,12 @@ def slot(peers, name, rnd, cfg, results):
                                     "error": "registry not synced: " + tail("mcpd")})
                     return
                 warm = run_wrk(port, os.path.join(HERE, "churn.lua"), CHURN_CONNS, CHURN_CONNS, 1, {}, {})
+                redis_cmd(rport, "CONFIG", "RESETSTAT")
                 r = churn_cell("mcpd-redis", port, srv, duration, aux={"redis": rp.pid})
                 r["round"] = rnd
+                # What the cell cost Redis, by command: the report derives how many of the
+                # lifecycles reached Redis (SETs per completed lifecycle).
+                r["redis_commands"] = redis_commandstats(rport)
                 r["warmup_errors"] = warm.get("errors")
                 results.append(r)
                 try:

@@ -95,6 +95,10 @@ class Data:
         """Values only from cells without errors: a failed cell is reported, never averaged."""
         return [c for c in cs if not c.get("errors") and "wrk" in c]
 
+    def has_instr(self):
+        """True when this run could count instructions (the VM exposes hardware counters)."""
+        return any(c.get("kinstr_per_call") is not None for c in self.cells)
+
     def metric(self, peer, variant, test, key):
         return [c.get(key) for c in self.ok(self.calls(peer, variant, test))]
 
@@ -198,6 +202,20 @@ def churn_table(D):
                      f"{cell_mr([c.get('cpu_us_per_session') for c in ok])} | {redis} | "
                      f"{num(p50, 2)} / {num(p99, 2)} |")
     return "\n".join(lines)
+
+
+def churn_written(D):
+    """How many churned sessions reached Redis: the rest were coalesced away in the writer's queue."""
+    # Records written (SETs; the few heartbeats are noise) per completed lifecycle.
+    shares = [c["redis_commands"].get("set", 0) / c["wrk"]["sessions"] for c in D.ok(D.churn("mcpd-redis"))
+              if c.get("redis_commands") and (c.get("wrk") or {}).get("sessions")]
+    if not shares:
+        return "Records written to Redis per lifecycle: not measured in this run."
+    return (f"With the registry on, {cell_mr([100 * x for x in shares], 0)} % of the lifecycles reached Redis "
+            "(records written, from Redis's `INFO commandstats`, per completed lifecycle). The writer sends at "
+            "most one batch per millisecond; a session opened and deleted within that window is coalesced away "
+            "in its queue and never written, which is what most of these 4-request lifecycles are. A session "
+            "that lives longer costs one `SET` plus its share of one `SADD`, `SREM` and `DEL` per batch.")
 
 
 def memory_tables(D):
@@ -369,6 +387,7 @@ def targets(D):
         rows.append(f"| {target} | {measured} | {'✅ met' if ok else ('❌ not met' if ok is False else '— not measured')} |")
 
     mc50 = D.m("mcpd", "json", "1s_c50", "cpu_us_per_call")
+    cpu_only = "" if D.has_instr() else " in CPU time on this machine (see the note below)"
     mc100 = D.m("mcpd", "json", "100s_c50", "cpu_us_per_call")
     fl50 = D.m("floor", "json", "1s_c50", "cpu_us_per_call")
     rm50 = D.m("rmcp-nd", "json", "1s_c50", "cpu_us_per_call")
@@ -377,7 +396,7 @@ def targets(D):
     t100 = D.m("mcpd", "json", "100s_c50", "calls_per_s")
     add("≤ 15 µs server CPU per tool call (1 session × 50 conns)", f"{num(mc50, 1)} µs",
         None if mc50 is None else mc50 <= 15)
-    add("≤ 1.5× the floor's CPU per call", "—" if None in (mc50, fl50) else f"{mc50 / fl50:.2f}× ({num(fl50, 1)} µs floor)",
+    add("≤ 1.5× the floor's CPU per call", "—" if None in (mc50, fl50) else f"{mc50 / fl50:.2f}× ({num(fl50, 1)} µs floor){cpu_only}",
         None if None in (mc50, fl50) else mc50 <= 1.5 * fl50)
     mi50 = D.m("mcpd", "json", "1s_c50", "kinstr_per_call")
     fi50 = D.m("floor", "json", "1s_c50", "kinstr_per_call")
@@ -391,9 +410,9 @@ def targets(D):
                 None if ri50 is None else ri50 / mi50,
                 None if ti50 is None else ti50 / mi50)),
             None if None in (fi50, ri50, ti50) else (mi50 <= 1.5 * fi50 and ri50 / mi50 >= 3.5 and ti50 / mi50 >= 25))
-    add("≥ 3.5× less CPU per call than rmcp (TCP_NODELAY)", "—" if None in (mc50, rm50) else f"{rm50 / mc50:.1f}×",
+    add("≥ 3.5× less CPU per call than rmcp (TCP_NODELAY)", "—" if None in (mc50, rm50) else f"{rm50 / mc50:.1f}×{cpu_only}",
         None if None in (mc50, rm50) else rm50 / mc50 >= 3.5)
-    add("≥ 25× less CPU per call than the TS SDK", "—" if None in (mc50, ts50) else f"{ts50 / mc50:.1f}×",
+    add("≥ 25× less CPU per call than the TS SDK", "—" if None in (mc50, ts50) else f"{ts50 / mc50:.1f}×{cpu_only}",
         None if None in (mc50, ts50) else ts50 / mc50 >= 25)
     add("≥ 60,000 calls/s at 1 session × 50 conns", f"{num(t50)}", None if t50 is None else t50 >= 60000)
     add("the same at 100 sessions: ≥ 60,000 calls/s and ≤ 15 µs", f"{num(t100)} calls/s, {num(mc100, 1)} µs",
@@ -578,6 +597,70 @@ def svg_chart(D, path):
 
 # ----------------------------------------------------------------------------- document
 
+NO_INSTR = ("Not measured in this run: this VM exposes no hardware counters (`perf stat` reports "
+            "`instructions` as not supported).")
+
+
+def instr_sentence(D):
+    if D.has_instr():
+        return ("Instructions per call (user + kernel, counted by `perf stat` on the server process) are the "
+                "steady version of the same figure: CPU time on this VM also carries steal and the cost of waking "
+                "the load generator on the other vCPU (an inter-processor interrupt per wake-up, see "
+                "[Wake-ups](#wake-ups-of-the-load-generator)), which swing between runs by up to 2×; instruction "
+                "counts repeat within about 1 %.")
+    return ("CPU time on a VM also carries steal and the cost of waking the load generator on the other vCPU (see "
+            "[Wake-ups](#wake-ups-of-the-load-generator)). Instructions per call, the steadier figure, could not "
+            "be counted in this run: " + NO_INSTR[len("Not measured in this run: "):])
+
+
+def earlier_instr_note(D, results_rel):
+    """Without instruction counts, the ratios of the newest earlier full run that had them: CPU-time ratios
+    depend on how much of each request is fixed kernel and hypervisor cost on the machine at hand."""
+    if D.has_instr():
+        return ""
+    here = os.path.dirname(os.path.abspath(os.path.join(ROOT, results_rel)))
+    best = None
+    for name in sorted(os.listdir(here), reverse=True):
+        if not name.endswith(".json") or name.endswith("-quick.json") or name == os.path.basename(results_rel):
+            continue
+        try:
+            with open(os.path.join(here, name)) as f:
+                E = Data(json.load(f))
+        except (OSError, ValueError):
+            continue
+        if E.has_instr() and E.m("mcpd", "json", "1s_c50", "kinstr_per_call"):
+            best = (name, E)
+            break
+    if not best:
+        return ""
+    name, E = best
+    t = "1s_c50"
+    mi, mc = E.m("mcpd", "json", t, "kinstr_per_call"), E.m("mcpd", "json", t, "cpu_us_per_call")
+    fl, flc = E.m("floor", "json", t, "kinstr_per_call"), E.m("floor", "json", t, "cpu_us_per_call")
+    here_fl = D.m("floor", "json", t, "cpu_us_per_call")
+    parts, missed = [], []
+    for p, limit in (("floor", 1.5), ("rmcp-nd", 3.5), ("ts", 25)):
+        i = E.m(p, "json", t, "kinstr_per_call")
+        if i and mi and ((p == "floor" and mi / i > limit) or (p != "floor" and i / mi < limit)):
+            missed.append({"floor": "≤ 1.5× the floor", "rmcp-nd": "≥ 3.5× below rmcp",
+                           "ts": "≥ 25× below the TS SDK"}[p])
+    verdict = ("By that measure the ratio targets " + ", ".join(missed) + " are not met." if missed
+               else "By that measure the ratio targets are met too.")
+    for p, what in (("floor", "the floor's"), ("rmcp-nd", "rmcp's (TCP_NODELAY)"), ("ts", "the TS SDK's")):
+        i, c = E.m(p, "json", t, "kinstr_per_call"), E.m(p, "json", t, "cpu_us_per_call")
+        if i and c:
+            if p == "floor":
+                parts.append(f"mcpd at {mi / i:.2f}× {what} instructions ({mc / c:.2f}× in CPU time)")
+            else:
+                parts.append(f"{i / mi:.2f}× below {what} ({c / mc:.2f}× in CPU time)")
+    return ("**Read the ratio rows with the machine in mind.** A request's kernel and hypervisor cost (syscalls, "
+            "wake-ups) is the same for every server and adds to all of them, so the more a machine charges for it "
+            f"the closer the ratios come to 1: the floor needed {num(here_fl, 1)} µs per call in this run and "
+            f"{num(flc, 1)} µs in [`{name}`](bench/results/{name}), the newest earlier full run that could count "
+            f"instructions ({num(fl, 1)}k per call for the floor, {num(mi, 1)}k for mcpd). Counted in instructions, "
+            "which do not depend on that, that run put " + "; ".join(parts) + ". " + verdict)
+
+
 def document(D, results_rel, svg_rel):
     d = D.d
     cfg = d["config"]
@@ -613,11 +696,20 @@ def document(D, results_rel, svg_rel):
                    "earlier on this kind of machine (`shared/research/perf-anchors.md`: floor 10.4 µs, so 15 µs = "
                    "1.5 × the floor). The same peers ran on this machine as follows:\n\n" + at)
     if sp:
-        anchor_note += (f"\n\nEvery peer used {min(sp):.1f}–{max(sp):.1f}× less CPU per call here than in the anchors "
-                        "(why is not established here: the host CPU may differ, the anchors were taken while another "
-                        "workload was active, and the TS SDK runs on Node 22 here instead of 20). Absolute targets "
-                        "are therefore easier here than when they were set; the ratio targets, measured in one run "
-                        "on one machine, are the ones to trust.")
+        if min(sp) >= 1:
+            how = f"used {min(sp):.1f}–{max(sp):.1f}× less CPU per call here than in the anchors"
+            easier = "easier"
+        elif max(sp) < 1:
+            how = f"needed {1 / max(sp):.1f}–{1 / min(sp):.1f}× more CPU per call here than in the anchors"
+            easier = "harder"
+        else:
+            how = f"ran at {min(sp):.1f}–{max(sp):.1f}× the anchors' speed per call here"
+            easier = "not comparable"
+        anchor_note += (f"\n\nEvery peer {how} (why is not established here: the host CPU and its hypervisor "
+                        "may differ, the anchors were taken while another workload was active, and the TS SDK runs "
+                        f"on Node 22 here instead of 20). Absolute targets are therefore {easier} here than when "
+                        "they were set; the ratio targets, measured in one run on one machine, are the ones to "
+                        "trust.")
     parts = [
         "# Benchmarks: mcpd against its peers and the bare-hyper floor",
         "",
@@ -634,11 +726,7 @@ def document(D, results_rel, svg_rel):
         "",
         "Server CPU per call is the figure to compare: at 50 connections the floor saturates the load "
         "generator's core, not its own, so its calls/s say more about wrk than about it. Medians "
-        f"of {cfg['rounds']} interleaved round(s), (min–max). Instructions per call (user + kernel, counted by "
-        "`perf stat` on the server process) are the steady version of the same figure: CPU time on this VM also "
-        "carries steal and the cost of waking the load generator on the other vCPU (an inter-processor interrupt "
-        "per wake-up, see [Wake-ups](#wake-ups-of-the-load-generator)), which swing between runs by up to 2×; "
-        "instruction counts repeat within about 1 %.",
+        f"of {cfg['rounds']} interleaved round(s), (min–max). " + instr_sentence(D),
         "",
         "\n".join(head),
         "",
@@ -647,6 +735,8 @@ def document(D, results_rel, svg_rel):
         "## Targets",
         "",
         targets(D),
+        "",
+        earlier_instr_note(D, results_rel),
         "",
         "### This run against the anchors",
         "",
@@ -664,7 +754,7 @@ def document(D, results_rel, svg_rel):
         "",
         "### Instructions per call, thousands (user + kernel; lower is better)",
         "",
-        calls_table(D, "kinstr_per_call", 1),
+        calls_table(D, "kinstr_per_call", 1) if D.has_instr() else NO_INSTR,
         "",
         "### Tool calls/s",
         "",
@@ -709,6 +799,8 @@ def document(D, results_rel, svg_rel):
         "`redis-server` pinned to core 0 with mcpd; its CPU is reported separately).",
         "",
         churn_table(D),
+        "",
+        churn_written(D),
         "",
         "## Memory per idle session",
         "",
