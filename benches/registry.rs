@@ -140,12 +140,8 @@ async fn wait_registry(s: &Server) {
 
 /// `total_commands_processed` from `INFO stats`.
 fn total_commands(r: &Redis) -> u64 {
-    let info = r.cmd(&["INFO", "stats"]);
-    info.str()
-        .unwrap_or("")
-        .lines()
-        .find_map(|l| l.strip_prefix("total_commands_processed:"))
-        .and_then(|v| v.trim().parse().ok())
+    r.info_field("stats", "total_commands_processed")
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
 

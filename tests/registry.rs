@@ -490,12 +490,9 @@ async fn the_record_keeps_the_sessions_durable_parameters_up_to_date() {
 
 /// Calls of one Redis command since the last `CONFIG RESETSTAT`.
 fn calls(redis: &Redis, command: &str) -> i64 {
-    let info = redis.cmd(&["INFO", "commandstats"]);
-    let text = info.str().unwrap_or_default().to_owned();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|n| n.parse().ok())
+    redis
+        .info_field("commandstats", &format!("cmdstat_{command}"))
+        .and_then(|v| v.strip_prefix("calls=")?.split(',').next()?.parse().ok())
         .unwrap_or(0)
 }
 

@@ -597,8 +597,8 @@ def svg_chart(D, path):
 
 # ----------------------------------------------------------------------------- document
 
-NO_INSTR = ("Not measured in this run: this VM exposes no hardware counters (`perf stat` reports "
-            "`instructions` as not supported).")
+NO_COUNTERS = "this VM exposes no hardware counters (`perf stat` reports `instructions` as not supported)."
+NO_INSTR = "Not measured in this run: " + NO_COUNTERS
 
 
 def instr_sentence(D):
@@ -610,7 +610,7 @@ def instr_sentence(D):
                 "counts repeat within about 1 %.")
     return ("CPU time on a VM also carries steal and the cost of waking the load generator on the other vCPU (see "
             "[Wake-ups](#wake-ups-of-the-load-generator)). Instructions per call, the steadier figure, could not "
-            "be counted in this run: " + NO_INSTR[len("Not measured in this run: "):])
+            "be counted in this run: " + NO_COUNTERS)
 
 
 def earlier_instr_note(D, results_rel):
@@ -639,20 +639,22 @@ def earlier_instr_note(D, results_rel):
     fl, flc = E.m("floor", "json", t, "kinstr_per_call"), E.m("floor", "json", t, "cpu_us_per_call")
     here_fl = D.m("floor", "json", t, "cpu_us_per_call")
     parts, missed = [], []
-    for p, limit in (("floor", 1.5), ("rmcp-nd", 3.5), ("ts", 25)):
-        i = E.m(p, "json", t, "kinstr_per_call")
-        if i and mi and ((p == "floor" and mi / i > limit) or (p != "floor" and i / mi < limit)):
-            missed.append({"floor": "≤ 1.5× the floor", "rmcp-nd": "≥ 3.5× below rmcp",
-                           "ts": "≥ 25× below the TS SDK"}[p])
+    for p, what, limit, target in (("floor", "the floor's", 1.5, "≤ 1.5× the floor"),
+                                   ("rmcp-nd", "rmcp's (TCP_NODELAY)", 3.5, "≥ 3.5× below rmcp"),
+                                   ("ts", "the TS SDK's", 25, "≥ 25× below the TS SDK")):
+        i, c = E.m(p, "json", t, "kinstr_per_call"), E.m(p, "json", t, "cpu_us_per_call")
+        if not (i and c):
+            continue
+        if p == "floor":
+            parts.append(f"mcpd at {mi / i:.2f}× {what} instructions ({mc / c:.2f}× in CPU time)")
+            met = mi / i <= limit
+        else:
+            parts.append(f"{i / mi:.2f}× below {what} ({c / mc:.2f}× in CPU time)")
+            met = i / mi >= limit
+        if not met:
+            missed.append(target)
     verdict = ("By that measure the ratio targets " + ", ".join(missed) + " are not met." if missed
                else "By that measure the ratio targets are met too.")
-    for p, what in (("floor", "the floor's"), ("rmcp-nd", "rmcp's (TCP_NODELAY)"), ("ts", "the TS SDK's")):
-        i, c = E.m(p, "json", t, "kinstr_per_call"), E.m(p, "json", t, "cpu_us_per_call")
-        if i and c:
-            if p == "floor":
-                parts.append(f"mcpd at {mi / i:.2f}× {what} instructions ({mc / c:.2f}× in CPU time)")
-            else:
-                parts.append(f"{i / mi:.2f}× below {what} ({c / mc:.2f}× in CPU time)")
     return ("**Read the ratio rows with the machine in mind.** A request's kernel and hypervisor cost (syscalls, "
             "wake-ups) is the same for every server and adds to all of them, so the more a machine charges for it "
             f"the closer the ratios come to 1: the floor needed {num(here_fl, 1)} µs per call in this run and "

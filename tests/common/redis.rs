@@ -149,6 +149,16 @@ impl Redis {
         self.child.take()
     }
 
+    /// The value of `field` in `INFO section` (the text after `field:` on its line), if present.
+    pub fn info_field(&self, section: &str, field: &str) -> Option<String> {
+        let info = self.cmd(&["INFO", section]);
+        let prefix = format!("{field}:");
+        info.str()?
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .map(|v| v.trim().to_owned())
+    }
+
     /// Every key matching `pattern`, sorted.
     pub fn keys(&self, pattern: &str) -> Vec<String> {
         let mut k = self.cmd(&["KEYS", pattern]).strings();

@@ -31,14 +31,6 @@ redis.call('SADD', KEYS[2], ARGV[4])
 return 1
 ";
 
-/// `KEYS[1]` session key, `KEYS[2]` this node's set; `ARGV[1]` session id. A DELETE's removal
-/// of one key whoever holds it (batches use multi-key `SREM` and `DEL` instead). Returns 1 when
-/// deleted.
-pub const DEL_ANY: &str = r"
-redis.call('SREM', KEYS[2], ARGV[1])
-return redis.call('DEL', KEYS[1])
-";
-
 /// `KEYS[1]` session key, `KEYS[2]` this node's set; `ARGV[1]` this node, `ARGV[2]` session id.
 /// Deletes the key unless another node owns it; the id always leaves this node's set. Returns 1
 /// when deleted.

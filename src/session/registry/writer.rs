@@ -3,9 +3,9 @@
 //! Loop: wait for queued operations, the heartbeat tick or a reconnect; if connected, resync when
 //! needed, then send everything queued as one pipeline (with the heartbeat), no sooner than
 //! [`FLUSH_SPACING`] after the previous one, with set membership and DELETEs as multi-key
-//! commands. A failed pipeline
-//! puts its deletions back and asks for a resync. On stop: one last pipeline that removes this
-//! node's sessions (the drain closed them all), its heartbeat and its set.
+//! commands. A failed pipeline puts its deletions back and asks for a resync. On stop: one last
+//! pipeline that removes this node's sessions (the drain closed them all), its heartbeat and its
+//! set.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -175,8 +175,10 @@ async fn flush(reg: &Registry, table: &SessionTable, batch: &Batch, beat: bool) 
             Write::Own => ops.push(put_own(reg, id, &record.encode())),
         }
     }
-    for chunk in fresh.chunks(KEYS_PER_COMMAND) {
-        ops.push(Op::Sadd(set.clone(), chunk.to_vec()));
+    let mut fresh = fresh.into_iter().peekable();
+    while fresh.peek().is_some() {
+        let members = fresh.by_ref().take(KEYS_PER_COMMAND).collect();
+        ops.push(Op::Sadd(set.clone(), members));
     }
     ops.extend(removals(reg, &batch.deletes));
     for id in &batch.touches {
@@ -208,9 +210,28 @@ fn removals(reg: &Registry, deletes: &[(SessionId, Removal)]) -> Vec<Op> {
     let mut ops = Vec::new();
     let mut any: Vec<SessionId> = Vec::new();
     for (id, kind) in deletes {
+        let key = || inner.keys.session(id);
+        let member = || id.to_string();
         match kind {
             Removal::Any => any.push(*id),
-            _ => ops.push(removal(reg, id, *kind)),
+            Removal::Own => ops.push(Op::Eval(
+                None,
+                scripts::args(scripts::DEL_OWN, &[&key(), &set], &[&inner.node, &member()]),
+            )),
+            Removal::Release => {
+                let ms = u64::try_from(inner.cfg.orphan_ttl.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1)
+                    .to_string();
+                ops.push(Op::Eval(
+                    None,
+                    scripts::args(
+                        scripts::RELEASE_OWN,
+                        &[&key(), &set],
+                        &[&inner.node, &ms, &member()],
+                    ),
+                ));
+            }
         }
     }
     for chunk in any.chunks(KEYS_PER_COMMAND) {
@@ -223,38 +244,6 @@ fn removals(reg: &Registry, deletes: &[(SessionId, Removal)]) -> Vec<Op> {
         ));
     }
     ops
-}
-
-/// The command that removes (or releases) one session's key.
-fn removal(reg: &Registry, id: &SessionId, kind: Removal) -> Op {
-    let inner = &reg.inner;
-    let key = inner.keys.session(id);
-    let set = inner.keys.node_sessions(&inner.node);
-    let member = id.to_string();
-    match kind {
-        Removal::Any => Op::Eval(
-            None,
-            scripts::args(scripts::DEL_ANY, &[&key, &set], &[&member]),
-        ),
-        Removal::Own => Op::Eval(
-            None,
-            scripts::args(scripts::DEL_OWN, &[&key, &set], &[&inner.node, &member]),
-        ),
-        Removal::Release => {
-            let ms = u64::try_from(inner.cfg.orphan_ttl.as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1)
-                .to_string();
-            Op::Eval(
-                None,
-                scripts::args(
-                    scripts::RELEASE_OWN,
-                    &[&key, &set],
-                    &[&inner.node, &ms, &member],
-                ),
-            )
-        }
-    }
 }
 
 /// Writes `record` for `id` unless another node owns the key; answers 0 then.
@@ -306,7 +295,8 @@ async fn resync(reg: &Registry, table: &SessionTable) -> FredResult<usize> {
                 .await?;
         }
         let values: Vec<Value> = pipeline.all().await?;
-        let mut ops = Vec::with_capacity(chunk.len());
+        let mut removed = Vec::with_capacity(chunk.len());
+        let mut foreign = Vec::new();
         for (member, value) in chunk.iter().zip(values) {
             let record = value.as_str().and_then(|raw| SessionRecord::decode(&raw));
             let id = member.parse::<SessionId>().ok();
@@ -315,15 +305,19 @@ async fn resync(reg: &Registry, table: &SessionTable) -> FredResult<usize> {
                     // A previous boot's session is an orphan another node (or this one) may
                     // continue; one of this boot's was closed and its deletion lost.
                     if r.boot != inner.boot && inner.cfg.adopt {
-                        ops.push(removal(reg, &id, Removal::Release));
+                        removed.push((id, Removal::Release));
                         released += 1;
                     } else {
-                        ops.push(removal(reg, &id, Removal::Own));
+                        removed.push((id, Removal::Own));
                         purged += 1;
                     }
                 }
-                _ => ops.push(Op::Srem(set.clone(), vec![member.clone()])),
+                _ => foreign.push(member.clone()),
             }
+        }
+        let mut ops = removals(reg, &removed);
+        if !foreign.is_empty() {
+            ops.push(Op::Srem(set.clone(), foreign));
         }
         send(reg, ops).await?;
     }
@@ -440,26 +434,24 @@ enum Op {
 /// `Eval`s that named a session.
 async fn send(reg: &Registry, ops: Vec<Op>) -> FredResult<Vec<(Option<SessionId>, Value)>> {
     let mut reported = Vec::new();
-    for chunk in ops.chunks(PIPELINE_CHUNK) {
+    let mut ops = ops.into_iter().peekable();
+    while ops.peek().is_some() {
         let pipeline = reg.inner.client.pipeline();
         let mut positions = Vec::new();
-        for (n, op) in chunk.iter().enumerate() {
+        // Each op is moved into its command: keys, members and records are not copied again.
+        for (n, op) in ops.by_ref().take(PIPELINE_CHUNK).enumerate() {
             // Commands on a pipeline only buffer; they answer when `all` runs.
             let _: () = match op {
-                Op::Set(k, v, ttl) => {
-                    pipeline
-                        .set(k.as_str(), v.as_str(), Some(ttl.clone()), None, false)
-                        .await?
-                }
-                Op::Del(k) => pipeline.del(k.clone()).await?,
-                Op::Expire(k, ttl) => pipeline.expire(k.as_str(), *ttl, None).await?,
-                Op::Sadd(k, m) => pipeline.sadd(k.as_str(), m.clone()).await?,
-                Op::Srem(k, m) => pipeline.srem(k.as_str(), m.clone()).await?,
+                Op::Set(k, v, ttl) => pipeline.set(k, v, Some(ttl), None, false).await?,
+                Op::Del(k) => pipeline.del(k).await?,
+                Op::Expire(k, ttl) => pipeline.expire(k, ttl, None).await?,
+                Op::Sadd(k, m) => pipeline.sadd(k, m).await?,
+                Op::Srem(k, m) => pipeline.srem(k, m).await?,
                 Op::Eval(id, args) => {
                     if id.is_some() {
-                        positions.push((n, *id));
+                        positions.push((n, id));
                     }
-                    pipeline.custom(scripts::eval(), args.clone()).await?
+                    pipeline.custom(scripts::eval(), args).await?
                 }
             };
         }
