@@ -3,7 +3,7 @@
 //! numbers; asserts only that every answer is right.
 //!
 //!     cargo bench --bench forwarding                      # 3 rounds × 5 s, 16 connections
-//!     MCPD_BENCH_SECONDS=10 MCPD_BENCH_ROUNDS=5 cargo bench --bench forwarding
+//!     FORWARDING_BENCH_SECONDS=10 FORWARDING_BENCH_ROUNDS=5 cargo bench --bench forwarding
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -34,9 +34,9 @@ struct Run {
 }
 
 fn main() {
-    let seconds = env_or("MCPD_BENCH_SECONDS", 5);
-    let rounds = env_or("MCPD_BENCH_ROUNDS", 3);
-    let conns = env_or("MCPD_BENCH_CONNECTIONS", 16) as usize;
+    let seconds = env_or("FORWARDING_BENCH_SECONDS", 5);
+    let rounds = env_or("FORWARDING_BENCH_ROUNDS", 3);
+    let conns = env_or("FORWARDING_BENCH_CONNECTIONS", 16) as usize;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

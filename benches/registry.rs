@@ -4,7 +4,7 @@
 //! (counted by Redis, `INFO stats`). Prints numbers; asserts nothing about speed.
 //!
 //!     cargo bench --bench registry                 # 3 rounds × 5,000 sessions, 16 connections
-//!     MCPD_BENCH_SESSIONS=20000 MCPD_BENCH_ROUNDS=5 cargo bench --bench registry
+//!     REGISTRY_BENCH_SESSIONS=20000 REGISTRY_BENCH_ROUNDS=5 cargo bench --bench registry
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -34,9 +34,9 @@ struct Round {
 }
 
 fn main() {
-    let sessions = env_or("MCPD_BENCH_SESSIONS", 5_000);
-    let rounds = env_or("MCPD_BENCH_ROUNDS", 3);
-    let conns = env_or("MCPD_BENCH_CONNECTIONS", 16);
+    let sessions = env_or("REGISTRY_BENCH_SESSIONS", 5_000);
+    let rounds = env_or("REGISTRY_BENCH_ROUNDS", 3);
+    let conns = env_or("REGISTRY_BENCH_CONNECTIONS", 16);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
