@@ -289,25 +289,54 @@ async fn a_restarted_node_continues_its_previous_boots_sessions_and_old_event_id
     ));
 }
 
-#[tokio::test]
-async fn a_node_whose_heartbeat_lapsed_closes_the_sessions_adopted_meanwhile_and_forwards_them() {
-    let redis = Redis::start();
-    let a = node(&redis, "a", "");
-    let b = node(&redis, "b", "");
+/// Nodes `a` and `b`, both synced, and one session `a` holds.
+async fn a_holding_one_session(redis: &Redis) -> (Server, Server, String) {
+    let a = node(redis, "a", "");
+    let b = node(redis, "b", "");
     b.wait_registry_synced().await;
     let sid = a.session().await;
     a.wait_registry_synced().await;
-    // A stops answering long enough for its heartbeat to expire and B's directory to drop it.
-    a.signal("STOP");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(served_by(&b, &sid).await, "b", "adopted while a was away");
+    (a, b, sid)
+}
+
+/// `a`, stopped while `b` adopted `sid`, resumes: it closes its copy and forwards to `b`'s.
+async fn resumed_a_gives_the_session_to_b(redis: &Redis, a: &Server, b: &Server, sid: &str) {
+    assert_eq!(served_by(b, sid).await, "b", "adopted while a was away");
     a.signal("CONT");
     assert!(
-        a.wait_log(&["adopted by another node", &sid], Duration::from_secs(10)),
+        a.wait_log(&["adopted by another node", sid], Duration::from_secs(10)),
         "{}",
         a.logs()
     );
     // A's copy is gone: a request reaching A is served by B's.
-    assert_eq!(served_by(&a, &sid).await, "b");
-    assert_eq!(record(&redis, &sid)["node"], "b");
+    assert_eq!(served_by(a, sid).await, "b");
+    assert_eq!(record(redis, sid)["node"], "b");
+}
+
+#[tokio::test]
+async fn a_node_whose_heartbeat_lapsed_closes_the_sessions_adopted_meanwhile_and_forwards_them() {
+    let redis = Redis::start();
+    let (a, b, sid) = a_holding_one_session(&redis).await;
+    // A stops answering long enough for its heartbeat to expire and B's directory to drop it.
+    a.signal("STOP");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    resumed_a_gives_the_session_to_b(&redis, &a, &b, &sid).await;
+}
+
+#[tokio::test]
+async fn a_stop_that_lands_while_a_heartbeat_is_in_flight_still_finds_the_sessions_adopted_meanwhile(
+) {
+    let redis = Redis::start();
+    let (a, b, sid) = a_holding_one_session(&redis).await;
+    // Redis pauses longer than a's beat period, so a's next heartbeat is sent and waits for its
+    // answer; a stops there. Redis resumes and answers into a's socket — the beat landed, then
+    // expires while a is stopped, and b adopts. On waking, a reads a successful answer: only the
+    // next beat can tell it the key lapsed meanwhile.
+    redis.signal("STOP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.signal("STOP");
+    redis.signal("CONT");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    resumed_a_gives_the_session_to_b(&redis, &a, &b, &sid).await;
+    assert!(a.wait_log(&["heartbeat had lapsed"], Duration::from_secs(1)));
 }

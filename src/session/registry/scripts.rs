@@ -71,6 +71,17 @@ redis.call('SADD', KEYS[2], ARGV[4])
 return 1
 ";
 
+/// `KEYS[1]` this node's heartbeat key; `ARGV[1]` its value, `ARGV[2]` TTL in milliseconds.
+/// Writes the heartbeat and returns the value it replaced, nil when the key had lapsed: a beat
+/// that finds its key gone tells the node that peers may have taken its sessions, whatever its
+/// own clocks say. (`SET … GET` answers the same from Redis 6.2 on; Redis 6.0, still shipped by
+/// Debian 11 and Ubuntu 22.04, has only the script.)
+pub const BEAT: &str = r"
+local prev = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return prev
+";
+
 /// The `EVAL` command (fred's pipelines have no Lua interface, but run any command).
 pub fn eval() -> CustomCommand {
     CustomCommand::new_static("EVAL", ClusterHash::Offset(2), false)

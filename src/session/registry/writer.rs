@@ -3,7 +3,8 @@
 //! Loop: wait for queued operations, the heartbeat tick or a reconnect; if connected, resync when
 //! needed, then send everything queued as one pipeline (with the heartbeat), no sooner than
 //! [`FLUSH_SPACING`] after the previous one, with set membership and DELETEs as multi-key
-//! commands. A failed pipeline puts its deletions back and asks for a resync. On stop: one last
+//! commands. A failed pipeline puts its deletions back and asks for a resync, and so does a
+//! heartbeat that finds its key gone (peers may have adopted sessions meanwhile). On stop: one last
 //! pipeline that removes this node's sessions (the drain closed them all), its heartbeat and its
 //! set.
 
@@ -17,7 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::queue::{Batch, Removal, Write};
-use super::{scripts, Registry, SessionRecord};
+use super::{scripts, NodeBeat, Registry, SessionRecord};
 use crate::session::{SessionId, SessionTable};
 
 /// Commands per pipeline: large enough that thousands of sessions cost a few round trips, small
@@ -48,11 +49,8 @@ pub(super) async fn run(reg: Registry, table: Arc<SessionTable>, stop: Cancellat
     let mut beat_due = true;
     let mut was_connected = false;
     let mut reconnect_events = true;
-    // When the heartbeat last reached Redis. A longer silence than its TTL (this process was
-    // stopped, or cut off) means peers saw this node as dead and may have adopted its sessions:
-    // the resync finds out and closes the copies that are no longer this node's.
+    // When the last heartbeat that found its key was sent (for the log of one that did not).
     let mut last_beat = tokio::time::Instant::now();
-    let beat_ttl = inner.cfg.heartbeat_interval * 3;
     let mut last_flush: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
@@ -78,10 +76,6 @@ pub(super) async fn run(reg: Registry, table: Arc<SessionTable>, stop: Cancellat
         }
         if !connected {
             continue; // operations wait in the queue; a reconnect wakes us
-        }
-        if last_beat.elapsed() > beat_ttl && !needs_resync {
-            tracing::warn!(node = %inner.node, silent_ms = u64::try_from(last_beat.elapsed().as_millis()).unwrap_or(u64::MAX), "this node's heartbeat lapsed; checking which sessions are still its own");
-            needs_resync = true;
         }
         if needs_resync {
             match resync(&reg, &table).await {
@@ -117,14 +111,29 @@ pub(super) async fn run(reg: Registry, table: Arc<SessionTable>, stop: Cancellat
         if batch.is_empty() && !beat_due {
             continue;
         }
-        last_flush = Some(tokio::time::Instant::now());
+        let started = tokio::time::Instant::now();
+        last_flush = Some(started);
         let deletes = batch.deletes.clone();
         let beat = beat_due;
         match flush(&reg, &table, &batch, beat_due).await {
-            Ok(()) => {
+            Ok(Beat::Lapsed) => {
+                // The key expired (this process was stopped or cut off for longer than its TTL)
+                // or Redis lost it: peers saw this node as dead and may have adopted its
+                // sessions. The resync finds out and closes the copies no longer this node's.
+                // Told by Redis, not by a clock: a stop that lands between sending a beat and
+                // reading its answer is invisible to any timer in this process.
+                beat_due = false;
+                let silent_ms = u64::try_from(last_beat.elapsed().as_millis()).unwrap_or(u64::MAX);
+                tracing::warn!(node = %inner.node, silent_ms, "this node's heartbeat had lapsed; checking which sessions are still its own");
+                needs_resync = true;
+                inner.wake.notify_one();
+            }
+            Ok(found) => {
                 beat_due = false;
                 if beat {
-                    last_beat = tokio::time::Instant::now();
+                    if found == Beat::Found {
+                        last_beat = started;
+                    }
                     if let Err(e) = refresh_peers(&reg).await {
                         tracing::debug!(node = %inner.node, error = %e, "peer directory refresh failed");
                     }
@@ -151,7 +160,12 @@ pub(super) async fn run(reg: Registry, table: Arc<SessionTable>, stop: Cancellat
 /// Sends one batch (and the heartbeat) as pipelines of at most [`PIPELINE_CHUNK`] commands.
 /// Sessions whose rewrite found them owned by another node (adopted while this node was cut
 /// off) are closed here: the adopter's copy is the session now.
-async fn flush(reg: &Registry, table: &SessionTable, batch: &Batch, beat: bool) -> FredResult<()> {
+async fn flush(
+    reg: &Registry,
+    table: &SessionTable,
+    batch: &Batch,
+    beat: bool,
+) -> FredResult<Beat> {
     let inner = &reg.inner;
     let keys = &inner.keys;
     let set = keys.node_sessions(&inner.node);
@@ -187,15 +201,37 @@ async fn flush(reg: &Registry, table: &SessionTable, batch: &Batch, beat: bool) 
     if beat && !inner.leaving.load(Ordering::Relaxed) {
         ops.push(heartbeat(reg));
     }
-    let results = send(reg, ops).await?;
-    close_superseded(reg, table, &results);
-    Ok(())
+    let answers = send(reg, ops).await?;
+    close_superseded(reg, table, &answers.sessions);
+    Ok(match answers.beat {
+        None => Beat::NotSent,
+        Some(previous)
+            if previous
+                .as_str()
+                .and_then(|raw| NodeBeat::decode(&raw))
+                .is_some_and(|b| b.boot == inner.boot) =>
+        {
+            Beat::Found
+        }
+        Some(_) => Beat::Lapsed,
+    })
+}
+
+/// What a flush's heartbeat found in Redis ([`scripts::BEAT`] answers the value it replaced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Beat {
+    /// The batch went without a heartbeat.
+    NotSent,
+    /// This boot's previous heartbeat was still there: peers never saw this node as dead.
+    Found,
+    /// The key was gone (or named another process): it lapsed since the previous beat.
+    Lapsed,
 }
 
 /// Closes the local copies of sessions another node took over (a `PUT_OWN` that answered 0).
-fn close_superseded(reg: &Registry, table: &SessionTable, results: &[(Option<SessionId>, Value)]) {
-    for (id, value) in results {
-        if let (Some(id), Some(0)) = (id, value.as_i64()) {
+fn close_superseded(reg: &Registry, table: &SessionTable, answers: &[(SessionId, Value)]) {
+    for (id, value) in answers {
+        if value.as_i64() == Some(0) {
             tracing::warn!(node = %reg.inner.node, session_id = %id, "session was adopted by another node while this one held it; closing the local copy");
             table.close(id, crate::session::CloseReason::Superseded);
         }
@@ -331,8 +367,9 @@ async fn resync(reg: &Registry, table: &SessionTable) -> FredResult<usize> {
     if !inner.leaving.load(Ordering::Relaxed) {
         ops.push(heartbeat(reg));
     }
-    let results = send(reg, ops).await?;
-    close_superseded(reg, table, &results);
+    // The heartbeat's answer does not matter here: this resync is what a lapse asks for.
+    let answers = send(reg, ops).await?;
+    close_superseded(reg, table, &answers.sessions);
     Ok(live.len())
 }
 
@@ -405,14 +442,15 @@ async fn final_cleanup(reg: &Registry) {
 fn heartbeat(reg: &Registry) -> Op {
     let inner = &reg.inner;
     // Three beats of slack: one late tick does not make a live node look dead.
-    let ms = i64::try_from((inner.cfg.heartbeat_interval * 3).as_millis())
-        .unwrap_or(i64::MAX)
-        .max(1);
-    Op::Set(
-        inner.keys.heartbeat(&inner.node),
-        reg.beat().encode(),
-        Expiration::PX(ms),
-    )
+    let ms = u64::try_from((inner.cfg.heartbeat_interval * 3).as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+        .to_string();
+    Op::Beat(scripts::args(
+        scripts::BEAT,
+        &[&inner.keys.heartbeat(&inner.node)],
+        &[&reg.beat().encode(), &ms],
+    ))
 }
 
 fn ttl_secs(d: std::time::Duration) -> i64 {
@@ -422,6 +460,9 @@ fn ttl_secs(d: std::time::Duration) -> i64 {
 /// One registry command.
 enum Op {
     Set(String, String, Expiration),
+    /// This node's heartbeat (`EVAL` arguments of [`scripts::BEAT`]): its answer, the value it
+    /// replaced, tells whether the key lapsed since the previous beat.
+    Beat(Vec<String>),
     Del(Vec<String>),
     Expire(String, i64),
     Sadd(String, Vec<String>),
@@ -430,38 +471,57 @@ enum Op {
     Eval(Option<SessionId>, Vec<String>),
 }
 
+/// The answers [`send`] reports.
+#[derive(Default)]
+struct Answers {
+    /// Each `Eval` that named a session, with its answer.
+    sessions: Vec<(SessionId, Value)>,
+    /// The heartbeat's previous value, when one was sent.
+    beat: Option<Value>,
+}
+
 /// Sends `ops` as pipelines of at most [`PIPELINE_CHUNK`] commands. Returns the answers of the
-/// `Eval`s that named a session.
-async fn send(reg: &Registry, ops: Vec<Op>) -> FredResult<Vec<(Option<SessionId>, Value)>> {
-    let mut reported = Vec::new();
+/// `Eval`s that named a session and of the heartbeat.
+async fn send(reg: &Registry, ops: Vec<Op>) -> FredResult<Answers> {
+    let mut answers = Answers::default();
     let mut ops = ops.into_iter().peekable();
     while ops.peek().is_some() {
         let pipeline = reg.inner.client.pipeline();
-        let mut positions = Vec::new();
+        let mut sessions = Vec::new();
+        let mut beat = None;
         // Each op is moved into its command: keys, members and records are not copied again.
         for (n, op) in ops.by_ref().take(PIPELINE_CHUNK).enumerate() {
             // Commands on a pipeline only buffer; they answer when `all` runs.
             let _: () = match op {
                 Op::Set(k, v, ttl) => pipeline.set(k, v, Some(ttl), None, false).await?,
+                Op::Beat(args) => {
+                    beat = Some(n);
+                    pipeline.custom(scripts::eval(), args).await?
+                }
                 Op::Del(k) => pipeline.del(k).await?,
                 Op::Expire(k, ttl) => pipeline.expire(k, ttl, None).await?,
                 Op::Sadd(k, m) => pipeline.sadd(k, m).await?,
                 Op::Srem(k, m) => pipeline.srem(k, m).await?,
                 Op::Eval(id, args) => {
-                    if id.is_some() {
-                        positions.push((n, id));
+                    if let Some(id) = id {
+                        sessions.push((n, id));
                     }
                     pipeline.custom(scripts::eval(), args).await?
                 }
             };
         }
-        let values: Vec<Value> = pipeline.all().await?;
+        let mut values: Vec<Value> = pipeline.all().await?;
         reg.inner.flushes.fetch_add(1, Ordering::Relaxed);
-        for (pos, id) in positions {
-            if let Some(v) = values.get(pos) {
-                reported.push((id, v.clone()));
+        for (pos, id) in sessions {
+            if let Some(v) = values.get_mut(pos) {
+                answers
+                    .sessions
+                    .push((id, std::mem::replace(v, Value::Null)));
             }
         }
+        if let Some(v) = beat.and_then(|pos| values.get_mut(pos)) {
+            answers.beat = Some(std::mem::replace(v, Value::Null));
+        }
     }
-    Ok(reported)
+    Ok(answers)
 }
