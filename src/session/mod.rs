@@ -26,3 +26,9 @@ pub use params::{ProtocolVersion, SessionParams};
 pub use state::{BusyGuard, ClientReply, InFlightError, PendingRequest, Session};
 pub use stream::{EventLog, Read, ReaderGuard, StreamId};
 pub use table::{CloseReason, SessionTable, TableFull};
+
+/// A hash map for the maps every request reads (the session table, a session's requests in
+/// flight). foldhash costs a few dozen instructions per key where std's SipHash costs a few
+/// hundred; its per-map random seed keeps keys a client chooses (request ids) from being steered
+/// into one bucket, and those maps are bounded (`max_sessions`, `max_in_flight`) regardless.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

@@ -54,7 +54,7 @@ struct State {
     subscriptions: BTreeSet<String>,
     streams: HashMap<StreamId, Arc<EventLog>>,
     next_stream: StreamId,
-    in_flight: HashMap<RequestId, CancellationToken>,
+    in_flight: super::FastMap<RequestId, CancellationToken>,
     pending: HashMap<i64, PendingRequest>,
     next_request: i64,
 }
@@ -125,7 +125,7 @@ impl Session {
                 subscriptions: BTreeSet::new(),
                 streams: HashMap::new(),
                 next_stream: base + 1,
-                in_flight: HashMap::new(),
+                in_flight: super::FastMap::default(),
                 pending: HashMap::new(),
                 next_request: 0,
             }),

@@ -45,7 +45,7 @@ pub struct TableFull(pub usize);
 /// The sessions this process holds, and (when configured) their record in the cluster registry.
 #[derive(Debug)]
 pub struct SessionTable {
-    map: RwLock<HashMap<SessionId, Arc<Session>>>,
+    map: RwLock<super::FastMap<SessionId, Arc<Session>>>,
     pub(super) max: usize,
     registry: Option<Registry>,
     /// Adoptions under way here, one lock per id: concurrent requests for the same orphan wait
@@ -57,7 +57,7 @@ impl SessionTable {
     /// An empty table holding at most `max` sessions, recording them in `registry` if given.
     pub fn new(max: usize, registry: Option<Registry>) -> SessionTable {
         SessionTable {
-            map: RwLock::new(HashMap::new()),
+            map: RwLock::new(super::FastMap::default()),
             max,
             registry,
             adopting: Mutex::new(HashMap::new()),
