@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# User-space instructions per tool call, counted by callgrind: a per-call cost that repeats within
+# ~1 % on a VM that exposes no hardware counters (where bench/run.sh can only report CPU time,
+# which moves with the host). The floor, mcpd and rmcp (with TCP_NODELAY) each run under valgrind
+# on core 0; wrk drives 1 session x 50 connections from core 1 - a warm-up, then the counters are
+# zeroed, a measured run, and a dump, so start-up and shutdown are not counted. Kernel work is not
+# counted (bench/run.sh's `perf stat` figures include it where the VM allows).
+#
+#   bash bench/callgrind.sh [seconds]     # default 8 s per server (~1 min in all)
+#
+# Prints one line per server (requests, errors, instructions per call) and the ratios. Exits 1
+# when a response was wrong or a server did not start. Builds the release binaries first (as
+# bench/run.sh does); installs valgrind and wrk from apt when missing.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+SECS="${1:-8}"
+say() { echo "callgrind: $*"; }
+die() { echo "callgrind: ERROR: $*" >&2; exit 2; }
+
+[ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (server on core 0, load generator on core 1)"
+for tool in valgrind wrk; do
+  if ! command -v "$tool" >/dev/null; then
+    say "installing $tool (Debian package)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null || die "apt-get install $tool failed"
+  fi
+done
+MCPD="$ROOT/target/release/mcpd"
+FLOOR="$HERE/peers/target/release/floor"
+RMCP="$HERE/peers/target/release/rmcp-echo"
+(cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
+(cd "$HERE/peers" && cargo build --release --quiet) || die "building bench/peers failed"
+
+WORK="$(mktemp -d)"
+SERVER=""
+cleanup() {
+  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# initialize + notifications/initialized; prints the session id.
+open_session() {
+  local url=$1 sid
+  sid=$(curl -s -D - -o /dev/null -H 'content-type: application/json' \
+    -H 'accept: application/json, text/event-stream' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"callgrind","version":"1"}}}' \
+    "$url" | tr -d '\r' | awk -F': ' 'tolower($1) == "mcp-session-id" { print $2 }')
+  [ -n "$sid" ] || return 1
+  curl -s -o /dev/null -H 'content-type: application/json' \
+    -H 'accept: application/json, text/event-stream' -H "mcp-session-id: $sid" \
+    -H 'mcp-protocol-version: 2025-06-18' \
+    -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$url"
+  echo "$sid"
+}
+
+# measure NAME SESSIONS(yes|no) ENV... -- CMD...: prints "NAME requests errors instructions".
+measure() {
+  local name=$1 sessions=$2 port out sid=none url wrk_out
+  shift 2
+  port=$(free_port)
+  out="$WORK/$name.out"
+  local envs=("PORT=$port")
+  while [ "$1" != "--" ]; do envs+=("$1"); shift; done
+  shift
+  local cmd=("$@")
+  if [ "$name" = mcpd ]; then
+    printf '[server]\nlisten = "127.0.0.1:%s"\nnode_id = "bench"\n[log]\nlevel = "warn"\n' "$port" >"$WORK/mcpd.toml"
+    cmd+=(serve --config "$WORK/mcpd.toml")
+  fi
+  env "${envs[@]}" taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}" \
+    >"$WORK/$name.log" 2>&1 &
+  SERVER=$!
+  url="http://127.0.0.1:$port/mcp"
+  for _ in $(seq 1 150); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+    kill -0 "$SERVER" 2>/dev/null || { tail -5 "$WORK/$name.log" >&2; return 1; }
+    sleep 0.2
+  done
+  if [ "$sessions" = yes ]; then
+    sid=$(open_session "$url") || { say "$name: initialize gave no session id" >&2; return 1; }
+  fi
+  BENCH_SIDS=$sid taskset -c 1 wrk -t1 -c50 -d2s --timeout 10s -s "$HERE/lib/call.lua" "$url" >/dev/null
+  callgrind_control -z "$SERVER" >/dev/null 2>&1
+  BENCH_SIDS=$sid taskset -c 1 wrk -t1 -c50 -d"${SECS}s" --timeout 10s -s "$HERE/lib/call.lua" "$url" >"$WORK/$name.wrk"
+  callgrind_control -d "$SERVER" >/dev/null 2>&1
+  kill "$SERVER"
+  wait "$SERVER" 2>/dev/null || true
+  SERVER=""
+  # The dump requested above is the file's first part; the one written at exit counts nothing.
+  python3 - "$name" "$WORK/$name.wrk" "$out.1" <<'EOF'
+import json, re, sys
+name, wrk, dump = sys.argv[1:]
+w = json.loads(re.search(r"^BENCHJSON (.*)$", open(wrk).read(), re.M).group(1))
+errors = sum(w.get(k, 0) for k in ("bad_status", "bad_body", "err_connect", "err_read", "err_write", "err_timeout"))
+total = next(int(l.split()[1]) for l in open(dump) if l.startswith("summary:"))
+print(name, w["requests"], errors, total)
+EOF
+}
+
+say "user-space instructions per call, 1 session x 50 connections, ${SECS} s per server under callgrind"
+results="$WORK/results"
+measure floor no -- "$FLOOR" >>"$results"
+measure mcpd yes -- "$MCPD" >>"$results"
+measure rmcp-nd yes NODELAY=1 -- "$RMCP" >>"$results"
+python3 - "$results" <<'EOF'
+import sys
+rows = [l.split() for l in open(sys.argv[1])]
+per = {}
+failed = False
+for name, req, err, total in rows:
+    req, err, total = int(req), int(err), int(total)
+    per[name] = total / req if req else None
+    failed |= err > 0 or not req
+    print(f"callgrind: {name:8s} {req:7d} calls  {err} errors  {per[name]:9,.0f} instructions per call")
+if per.get("mcpd") and per.get("floor"):
+    print(f"callgrind: mcpd / floor {per['mcpd'] / per['floor']:.2f}x", end="")
+    if per.get("rmcp-nd"):
+        print(f"; rmcp (TCP_NODELAY) / mcpd {per['rmcp-nd'] / per['mcpd']:.2f}x", end="")
+    print()
+sys.exit(1 if failed else 0)
+EOF
