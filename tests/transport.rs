@@ -193,6 +193,28 @@ async fn dns_rebinding_host_gets_403_on_a_loopback_listener() {
 }
 
 #[tokio::test]
+async fn header_values_that_are_not_visible_ascii_get_400_and_403_for_host() {
+    let s = Server::start("");
+    let init = || common::initialize("2025-11-25").to_string();
+    let h = [
+        ("content-type", "application/json"),
+        (
+            "accept",
+            "application/json, text/event-stream, text/caf\u{e9}",
+        ),
+    ];
+    let r = send(s.addr, "POST", "/mcp", &h, init()).await;
+    r.assert_error(400, -32600);
+    assert!(r.text().contains("accept header"), "{}", r.text());
+    let mut h = POST_HEADERS.to_vec();
+    h.push(("host", "caf\u{e9}.example"));
+    let r = send(s.addr, "POST", "/mcp", &h, init()).await;
+    r.assert_error(403, -32600);
+    assert!(r.text().contains("host header"), "{}", r.text());
+    assert_eq!(s.health().await.1["sessions"], 0, "nothing was created");
+}
+
+#[tokio::test]
 async fn other_methods_get_405_with_allow() {
     let s = Server::start("");
     for m in ["PUT", "PATCH", "OPTIONS", "HEAD"] {

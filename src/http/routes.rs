@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -288,30 +288,34 @@ fn read_headers<'a>(
     h: &'a HeaderMap,
     authority: Option<&'a str>,
 ) -> Result<RequestHeaders<'a>, Reply> {
-    let get = |name: &HeaderName, status: u16| -> Result<Option<&'a str>, Reply> {
-        match h.get(name) {
-            None => Ok(None),
-            Some(v) => v.to_str().map(Some).map_err(|_| {
+    let mut r = RequestHeaders::default();
+    // One pass over the handful of headers that arrived rather than a hashed lookup for each of
+    // the nine we read; a repeated header keeps its first value, as `HeaderMap::get` would.
+    for (name, value) in h {
+        let (slot, status) = match name {
+            n if n == header::ACCEPT => (&mut r.accept, 400),
+            n if n == header::CONTENT_TYPE => (&mut r.content_type, 400),
+            n if n == names::SESSION_ID => (&mut r.session_id, 400),
+            n if n == names::PROTOCOL_VERSION => (&mut r.protocol_version, 400),
+            n if n == names::LAST_EVENT_ID => (&mut r.last_event_id, 400),
+            n if n == header::ORIGIN => (&mut r.origin, 403),
+            n if n == names::FORWARDED_BY => (&mut r.forwarded_by, 400),
+            n if n == names::PEER_SECRET => (&mut r.peer_secret, 403),
+            n if n == header::HOST => (&mut r.host, 403),
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(value.to_str().map_err(|_| {
                 Reply::error(
                     status,
                     ErrorCode::INVALID_REQUEST,
                     format!("invalid characters in the {name} header"),
                 )
-            }),
+            })?);
         }
-    };
-    Ok(RequestHeaders {
-        accept: get(&header::ACCEPT, 400)?,
-        content_type: get(&header::CONTENT_TYPE, 400)?,
-        session_id: get(&names::SESSION_ID, 400)?,
-        protocol_version: get(&names::PROTOCOL_VERSION, 400)?,
-        last_event_id: get(&names::LAST_EVENT_ID, 400)?,
-        origin: get(&header::ORIGIN, 403)?,
-        forwarded_by: get(&names::FORWARDED_BY, 400)?,
-        peer_secret: get(&names::PEER_SECRET, 403)?,
-        host: get(&header::HOST, 403)?.or(authority),
-        unreachable_owner: None,
-    })
+    }
+    r.host = r.host.or(authority);
+    Ok(r)
 }
 
 pub(super) fn into_response(reply: Reply) -> Response<Body> {
