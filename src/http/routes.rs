@@ -1,9 +1,11 @@
 //! Routing and the translation between hyper requests/responses and the protocol layer.
 
+use std::future::{ready, Future, Ready};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -15,6 +17,12 @@ use super::Body;
 use crate::mcp::jsonrpc::ErrorCode;
 use crate::mcp::transport::{header as mcp_header, Reply, ReplyBody, RequestHeaders};
 use crate::mcp::{Endpoint, HttpMethod};
+
+/// How a relayed request ended: the other node's response, or a reply made here after all.
+enum Relayed {
+    Response(Response<Body>),
+    Reply(Reply),
+}
 
 /// Routes requests to the MCP endpoint and the operational endpoints.
 pub struct Router {
@@ -50,20 +58,25 @@ impl Router {
         }
     }
 
-    /// Answers one request.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    /// Answers one request. Routed before any future exists: the future the connection boxes per
+    /// request is then only the MCP endpoint's, and holds the request once, already split.
+    pub fn handle(
+        &self,
+        req: Request<Incoming>,
+    ) -> Either<Ready<Response<Body>>, impl Future<Output = Response<Body>> + Send + '_> {
         let path = req.uri().path();
         if path == self.path {
-            self.mcp(req).await
+            let (parts, incoming) = req.into_parts();
+            Either::Right(self.mcp(parts, incoming))
         } else if path == "/healthz" {
-            self.healthz(req.method())
+            Either::Left(ready(self.healthz(req.method())))
         } else if path == "/metrics" {
-            self.metrics(req.method())
+            Either::Left(ready(self.metrics(req.method())))
         } else {
-            json_response(
+            Either::Left(ready(json_response(
                 StatusCode::NOT_FOUND,
                 json!({"error": "not found", "endpoints": [&self.path, "/healthz", "/metrics"]}),
-            )
+            )))
         }
     }
 
@@ -113,72 +126,71 @@ impl Router {
         )
     }
 
-    async fn mcp(&self, req: Request<Incoming>) -> Response<Body> {
-        let method = match *req.method() {
-            Method::POST => HttpMethod::Post,
-            Method::GET => HttpMethod::Get,
-            Method::DELETE => HttpMethod::Delete,
-            _ => HttpMethod::Other,
-        };
-        let (parts, incoming) = req.into_parts();
-        let headers = match read_headers(&parts.headers, parts.uri.authority().map(|a| a.as_str()))
-        {
-            Ok(h) => h,
-            Err(reply) => return into_response(reply),
-        };
-        if let Err(reply) = self.endpoint.precheck(method, &headers) {
-            return into_response(reply);
-        }
-        let (mut reply, body) = self
-            .dispatch(method, &headers, &parts.headers, incoming)
-            .await;
-        if let Some(to) = reply.forward.take() {
-            tracing::debug!(node = %self.node, owner_node = %to.node, method = %parts.method, "forwarding to the session's owner");
-            // Forwarding is boxed (as is the miss path below the endpoint): a hyper client
-            // future is KiBs, and an inline one would make every request's future that large.
-            let forwarded = Box::pin(self.forwarder.forward(
-                &to,
-                &parts.method,
-                &parts.uri,
-                &parts.headers,
-                body.clone(),
-            ));
-            match forwarded.await {
-                Ok((response, relayed)) => {
-                    if relayed {
-                        self.endpoint.forwarded(&to);
-                    }
-                    return response;
+    /// The MCP endpoint. The body is read and the endpoint called right here, not through
+    /// helper futures: every nested future would be stored inside this one, which the
+    /// connection allocates per request.
+    ///
+    /// Not an `async fn`: that would store its arguments twice, as arguments and again as
+    /// locals; the `async move` block uses them in place.
+    #[allow(clippy::manual_async_fn)]
+    fn mcp(
+        &self,
+        parts: http::request::Parts,
+        incoming: Incoming,
+    ) -> impl Future<Output = Response<Body>> + Send + '_ {
+        async move {
+            let method = match parts.method {
+                Method::POST => HttpMethod::Post,
+                Method::GET => HttpMethod::Get,
+                Method::DELETE => HttpMethod::Delete,
+                _ => HttpMethod::Other,
+            };
+            let headers =
+                match read_headers(&parts.headers, parts.uri.authority().map(|a| a.as_str())) {
+                    Ok(h) => h,
+                    Err(reply) => return into_response(reply),
+                };
+            if let Err(reply) = self.endpoint.precheck(method, &headers) {
+                return into_response(reply);
+            }
+            let body = match method {
+                HttpMethod::Post => match self.read_body(&parts.headers, incoming).await {
+                    Ok(body) => body,
+                    Err(reply) => return self.finish(method, &parts, &headers, reply),
+                },
+                _ => Bytes::new(),
+            };
+            // The reply ends with this block, before the relay's await: it takes no room in this
+            // future.
+            let to = {
+                let mut reply = match method {
+                    HttpMethod::Post => self.endpoint.post(&headers, &body).await,
+                    HttpMethod::Get => self.endpoint.get(&headers).await,
+                    HttpMethod::Delete => self.endpoint.delete(&headers).await,
+                    HttpMethod::Other => Reply::method_not_allowed(),
+                };
+                match reply.forward.take() {
+                    Some(to) => to,
+                    None => return self.finish(method, &parts, &headers, reply),
                 }
-                Err(super::forward::Unreachable) => {
-                    // Its node is gone: take the request here (adoption), once.
-                    self.endpoint.owner_unreachable(&to.node);
-                    let retry = RequestHeaders {
-                        unreachable_owner: Some(&to.node),
-                        ..headers
-                    };
-                    reply = Box::pin(self.run(method, &retry, &body)).await;
-                    if let Some(next) = reply.forward.take() {
-                        let forwarded = Box::pin(self.forwarder.forward(
-                            &next,
-                            &parts.method,
-                            &parts.uri,
-                            &parts.headers,
-                            body,
-                        ));
-                        return match forwarded.await {
-                            Ok((response, relayed)) => {
-                                if relayed {
-                                    self.endpoint.forwarded(&next);
-                                }
-                                response
-                            }
-                            Err(_) => into_response(Reply::session_not_found()),
-                        };
-                    }
-                }
+            };
+            // Boxed, as is the miss path below the endpoint: a hyper client future is KiBs, and
+            // an inline one would make every request's future that large.
+            match Box::pin(self.relay(to, method, &parts, headers, body)).await {
+                Relayed::Response(response) => response,
+                Relayed::Reply(reply) => self.finish(method, &parts, &headers, reply),
             }
         }
+    }
+
+    /// Counts and logs a reply the endpoint made here, and turns it into the response.
+    fn finish(
+        &self,
+        method: HttpMethod,
+        parts: &http::request::Parts,
+        headers: &RequestHeaders<'_>,
+        reply: Reply,
+    ) -> Response<Body> {
         let method_label = match method {
             HttpMethod::Post => "POST",
             HttpMethod::Get => "GET",
@@ -196,23 +208,55 @@ impl Router {
         into_response(reply)
     }
 
-    /// Runs the request through the endpoint. Returns the reply and the body it read (kept in
-    /// case the reply says to forward the request).
-    async fn dispatch(
+    /// Relays a request the endpoint says belongs to another node. If that node is gone, the
+    /// request is run here once more (adoption) and, if that says to forward again, relayed to
+    /// the node named then.
+    async fn relay(
         &self,
+        to: Box<crate::mcp::transport::Forward>,
         method: HttpMethod,
-        headers: &RequestHeaders<'_>,
-        raw: &HeaderMap,
-        incoming: Incoming,
-    ) -> (Reply, Bytes) {
-        let body = match method {
-            HttpMethod::Post => match self.read_body(raw, incoming).await {
-                Ok(body) => body,
-                Err(reply) => return (reply, Bytes::new()),
-            },
-            _ => Bytes::new(),
-        };
-        (self.run(method, headers, &body).await, body)
+        parts: &http::request::Parts,
+        headers: RequestHeaders<'_>,
+        body: Bytes,
+    ) -> Relayed {
+        tracing::debug!(node = %self.node, owner_node = %to.node, method = %parts.method, "forwarding to the session's owner");
+        let forwarded = self
+            .forwarder
+            .forward(&to, &parts.method, &parts.uri, &parts.headers, body.clone())
+            .await;
+        match forwarded {
+            Ok((response, relayed)) => {
+                if relayed {
+                    self.endpoint.forwarded(&to);
+                }
+                Relayed::Response(response)
+            }
+            Err(super::forward::Unreachable) => {
+                // Its node is gone: take the request here (adoption), once.
+                self.endpoint.owner_unreachable(&to.node);
+                let retry = RequestHeaders {
+                    unreachable_owner: Some(&to.node),
+                    ..headers
+                };
+                let mut reply = self.run(method, &retry, &body).await;
+                let Some(next) = reply.forward.take() else {
+                    return Relayed::Reply(reply);
+                };
+                let forwarded = self
+                    .forwarder
+                    .forward(&next, &parts.method, &parts.uri, &parts.headers, body)
+                    .await;
+                Relayed::Response(match forwarded {
+                    Ok((response, relayed)) => {
+                        if relayed {
+                            self.endpoint.forwarded(&next);
+                        }
+                        response
+                    }
+                    Err(_) => into_response(Reply::session_not_found()),
+                })
+            }
+        }
     }
 
     /// The endpoint's answer to a request whose body was read.
