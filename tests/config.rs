@@ -19,10 +19,8 @@ fn mcpd(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run mcpd")
 }
 
-fn file(text: &str) -> String {
-    let p = common::temp_path("toml");
-    std::fs::write(&p, text).unwrap();
-    p.to_string_lossy().into_owned()
+fn file(text: &str) -> common::TempFile {
+    common::TempFile::with("toml", text)
 }
 
 fn stderr(o: &Output) -> String {
@@ -70,7 +68,11 @@ fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
 
 #[test]
 fn errors_name_the_key_and_exit_78() {
-    type Case = (String, Vec<(&'static str, &'static str)>, &'static str);
+    type Case = (
+        common::TempFile,
+        Vec<(&'static str, &'static str)>,
+        &'static str,
+    );
     let cases: Vec<Case> = vec![
         (
             file("[server]\nlisten = \"not-an-address\"\n"),

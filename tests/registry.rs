@@ -353,13 +353,12 @@ async fn mcpd_sessions_lists_counts_and_shows_where_sessions_live() {
     let a = node(&redis, "alpha", "");
     let sid = a.session().await;
     wait_synced(&a).await;
-    let cfg = common::temp_path("toml");
-    std::fs::write(&cfg, format!("[redis]\nurl = \"{}\"\n", redis.url())).unwrap();
+    let cfg = common::TempFile::with("toml", &format!("[redis]\nurl = \"{}\"\n", redis.url()));
     let run = |args: &[&str]| {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_mcpd"))
             .arg("sessions")
             .arg("--config")
-            .arg(&cfg)
+            .arg(&*cfg)
             .args(args)
             .output()
             .unwrap();

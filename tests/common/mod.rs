@@ -257,6 +257,32 @@ impl Drop for Server {
     }
 }
 
+/// A file under the temporary directory that is removed when dropped, so a test run leaves
+/// nothing behind. Derefs to its path as UTF-8 for command lines.
+pub struct TempFile(String);
+
+impl TempFile {
+    /// A new file holding `text`.
+    pub fn with(ext: &str, text: &str) -> Self {
+        let path = temp_path(ext);
+        std::fs::write(&path, text).expect("write a temporary file");
+        Self(path.to_string_lossy().into_owned())
+    }
+}
+
+impl std::ops::Deref for TempFile {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// A unique temporary file path.
 pub fn temp_path(ext: &str) -> PathBuf {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
