@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::redis::Redis;
@@ -242,4 +244,104 @@ async fn a_draining_node_ends_the_streams_it_relays_and_exits_promptly() {
         started.elapsed()
     );
     a.assert_alive(&sid).await; // the session itself lives on at its owner
+}
+
+/// Stands in for an owner that is closing its idle keep-alive connections as it stops: each
+/// connection answers its first request and is closed, unanswered, when the next one arrives —
+/// the race a draining node's connections lose to requests already on their way. Counts the
+/// requests answered.
+async fn closing_owner(listener: tokio::net::TcpListener, answered: Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: &str = r#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            return;
+        };
+        let answered = Arc::clone(&answered);
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // The first request, whole: headers, then Content-Length bytes of body.
+            let whole = loop {
+                let Ok(n) = conn.read(&mut chunk).await else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + length {
+                        break true;
+                    }
+                }
+            };
+            if !whole {
+                return;
+            }
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{BODY}",
+                BODY.len()
+            );
+            if conn.write_all(reply.as_bytes()).await.is_err() {
+                return;
+            }
+            answered.fetch_add(1, Ordering::SeqCst);
+            // The next request finds the connection closing.
+            let _ = conn.read(&mut chunk).await;
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_meets_the_owners_closing_pooled_connections_is_retried_on_a_new_one() {
+    let redis = Redis::start();
+    let mut a = node(&redis, "a", "");
+    let b = node(&redis, "b", "");
+    let sid = a.session().await;
+    a.wait_registry_synced().await;
+    // A's heartbeat, same boot, now naming the stand-in's address.
+    let beat = redis.cmd(&["GET", "mcp:node:a"]);
+    let mut beat: serde_json::Value =
+        serde_json::from_str(beat.str().expect("a's heartbeat")).expect("JSON heartbeat");
+    a.kill9();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    beat["url"] = json!(format!("http://{}", listener.local_addr().unwrap()));
+    redis.cmd(&["SET", "mcp:node:a", &beat.to_string(), "PX", "60000"]);
+    let answered = Arc::new(AtomicUsize::new(0));
+    let owner = tokio::spawn(closing_owner(listener, Arc::clone(&answered)));
+    // B's directory takes the new address at its next heartbeats.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let ping = || {
+        let (addr, h) = (b.addr, post_headers(&sid));
+        async move {
+            send(
+                addr,
+                "POST",
+                "/mcp",
+                &h,
+                json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string(),
+            )
+            .await
+        }
+    };
+    // Several at once leave B holding several idle connections to the owner...
+    let together: Vec<_> = futures_util::future::join_all((0..4).map(|_| ping())).await;
+    for r in &together {
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // ...each of which the owner closes when the next request arrives on it.
+    for _ in 0..3 {
+        let r = ping().await;
+        assert_eq!(r.status, 200, "{}\n{}", r.text(), b.logs());
+        assert_eq!(r.json()["result"], json!({}), "the owner's answer, relayed");
+    }
+    assert!(answered.load(Ordering::SeqCst) >= 7);
+    owner.abort();
 }

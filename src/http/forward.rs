@@ -41,6 +41,9 @@ const HOP_BY_HOP: [&str; 8] = [
 /// Sends misrouted requests to their owners over pooled keep-alive connections.
 pub struct Forwarder {
     client: Client<HttpConnector, Full<Bytes>>,
+    /// The same without a pool: the one retry after a pooled connection broke must not take
+    /// another pooled connection, which a draining owner is closing just the same.
+    fresh: Client<HttpConnector, Full<Bytes>>,
     node: HeaderValue,
     secret: Option<HeaderValue>,
     response_timeout: Duration,
@@ -62,7 +65,10 @@ impl Forwarder {
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
         Forwarder {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: Client::builder(TokioExecutor::new()).build(connector.clone()),
+            fresh: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(0)
+                .build(connector),
             node: HeaderValue::from_str(node).unwrap_or(HeaderValue::from_static("unknown")),
             secret: secret.and_then(|s| HeaderValue::from_str(s).ok()),
             response_timeout,
@@ -164,14 +170,15 @@ impl Forwarder {
             *req.headers_mut() = out.clone();
             Ok::<_, ForwardError>(req)
         };
-        let mut res = self.attempt(build()?).await;
+        let mut res = self.attempt(&self.client, build()?).await;
         if let Err(ForwardError::Peer(e)) = &res {
             // A pooled keep-alive connection the owner closed as we sent on it (it is draining or
             // just exited): the owner never read the request, since a server finishes what it
-            // reads before it closes. Once more on a fresh connection, which tells a node that
-            // is gone (refused) from one that is not.
-            tracing::debug!(owner_node = %to.node, error = %e, "forwarding failed on a pooled connection; retrying once");
-            res = self.attempt(build()?).await;
+            // reads before it closes. Once more on a new connection — never another pooled one,
+            // which the owner is closing too — to tell a node that is gone (refused) from one
+            // that is not.
+            tracing::debug!(owner_node = %to.node, error = %e, "forwarding failed on a pooled connection; retrying once on a new one");
+            res = self.attempt(&self.fresh, build()?).await;
         }
         let res = res?;
         let (parts, incoming) = res.into_parts();
@@ -208,9 +215,10 @@ impl Forwarder {
     /// One try: the owner's response headers, or why there are none.
     async fn attempt(
         &self,
+        client: &Client<HttpConnector, Full<Bytes>>,
         req: Request<Full<Bytes>>,
     ) -> Result<Response<hyper::body::Incoming>, ForwardError> {
-        tokio::time::timeout(self.response_timeout, self.client.request(req))
+        tokio::time::timeout(self.response_timeout, client.request(req))
             .await
             .map_err(|_| ForwardError::Timeout)?
             .map_err(|e| {
