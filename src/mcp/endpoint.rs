@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::greeting::Greetings;
 use super::jsonrpc::{self, ErrorCode, Message, RpcError};
 use super::sse::{self, Follow};
 use super::transport::{self, OriginPolicy, Reply, RequestHeaders};
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     pub draining: CancellationToken,
     /// Cancelled when open streams must end: each gets a jittered `retry:` first.
     pub closing: CancellationToken,
+    /// What `initialize` answers, encoded once.
+    pub greetings: Greetings,
 }
 
 impl Shared {
@@ -150,6 +153,7 @@ impl Endpoint {
                 ),
                 draining,
                 closing,
+                greetings: Greetings::new(&cfg.server.node_id),
             }),
         }
     }
@@ -337,25 +341,7 @@ impl Endpoint {
             protocol = %protocol,
             "session created"
         );
-        let result = json!({
-            "protocolVersion": protocol.as_str(),
-            "capabilities": {
-                "tools": {"listChanged": false},
-                "resources": {"subscribe": true, "listChanged": false},
-                "prompts": {"listChanged": false},
-                "logging": {},
-                "completions": {}
-            },
-            "serverInfo": {
-                "name": "mcpd",
-                "title": "mcpd",
-                "version": env!("CARGO_PKG_VERSION")
-            },
-            "instructions": format!(
-                "mcpd node {}. Call the node_info tool to see which node and session serve you.",
-                self.shared.node
-            )
-        });
+        let result = self.shared.greetings.result(protocol);
         let mut reply = Reply::json(jsonrpc::response(id, result));
         reply.session_id = Some(session.id());
         reply

