@@ -4,9 +4,10 @@
 //! Drain order: `/healthz` turns 503 and new `initialize` requests get 503 (`draining`); after
 //! `shutdown.grace` the node leaves the cluster (its heartbeat goes, so with `adopt_orphans` peers
 //! continue its sessions), every open SSE stream gets a jittered `retry:` and ends (`closing`),
-//! the listener stops accepting, sessions are closed and their tasks awaited, one pipeline
-//! releases this node's registry keys for adoption (or removes them, adoption off), and open
-//! connections get a bounded time to finish. A second signal ends the process at once.
+//! the listener stops accepting, sessions leave the table, the requests inside them get a moment
+//! to be answered (`SessionTable::close_all`), sessions are closed and their tasks awaited, one
+//! pipeline releases this node's registry keys for adoption (or removes them, adoption off), and
+//! open connections get a bounded time to finish. A second signal ends the process at once.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -140,6 +140,36 @@ async fn sigterm_drains_healthz_503_then_streams_get_retry_and_end_then_exit_0()
     assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
 }
 
+/// The drain's end closes every session; a request already inside one is answered first (for
+/// up to 250 ms), not told the session is gone — with adoption a peer continues the session, and
+/// a 404 would make its client start over.
+#[tokio::test]
+async fn a_request_inside_a_session_when_the_drain_closes_it_gets_its_answer_not_404() {
+    let mut s = Server::start("[shutdown]\ngrace = \"50ms\"\n");
+    let sid = s.session().await;
+    let call = json!({"jsonrpc":"2.0","id":7,"method":"tools/call",
+        "params":{"name":"long_task","arguments":{"steps":1,"interval_ms":150}}});
+    let (addr, sid2) = (s.addr, sid.clone());
+    let running = tokio::spawn(async move {
+        let h = common::post_headers(&sid2);
+        send(addr, "POST", "/mcp", &h, call.to_string()).await
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    s.signal("TERM");
+    let r = running.await.expect("request task");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["result"]["content"][0]["text"],
+        "completed 1 steps"
+    );
+    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(
+        s.logs().contains("reason=\"shutdown\""),
+        "closed by the drain: {}",
+        s.logs()
+    );
+}
+
 #[tokio::test]
 async fn a_second_signal_exits_at_once() {
     let mut s = Server::start("[shutdown]\ngrace = \"30s\"\n");

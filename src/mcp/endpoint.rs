@@ -21,7 +21,7 @@ use crate::catalog::{CallInfo, Catalog};
 use crate::config::Config;
 use crate::session::registry::MissPolicy;
 use crate::session::{
-    OwnerTag, ProtocolVersion, ReaderGuard, Resolved, Session, SessionId, SessionParams,
+    Entered, OwnerTag, ProtocolVersion, ReaderGuard, Resolved, Session, SessionId, SessionParams,
     SessionTable,
 };
 
@@ -347,10 +347,11 @@ impl Endpoint {
         reply
     }
 
-    /// The session a non-initialize request names: 400 without the header, 404 when this node
-    /// does not hold it (the miss is classified through the registry and logged), 400 for an
-    /// unsupported `MCP-Protocol-Version`.
-    async fn session_for(&self, h: &RequestHeaders<'_>) -> Result<Arc<Session>, Reply> {
+    /// The session a non-initialize request names, with the request counted in it until the
+    /// reply ([`Entered`]): 400 without the header, 404 when this node does not hold it (the miss
+    /// is classified through the registry and logged), 400 for an unsupported
+    /// `MCP-Protocol-Version`.
+    async fn session_for(&self, h: &RequestHeaders<'_>) -> Result<Entered, Reply> {
         let Some(raw) = h.session_id else {
             return Err(Reply::error(
                 400,
@@ -361,7 +362,7 @@ impl Endpoint {
         let session = raw
             .parse::<SessionId>()
             .ok()
-            .and_then(|id| self.shared.table.get(&id));
+            .and_then(|id| self.shared.table.enter(&id));
         let session = match session {
             Some(s) => s,
             // Boxed: the miss path holds Redis futures several KiB large; inline, every request's
@@ -388,7 +389,7 @@ impl Endpoint {
     /// A request for a session this node does not hold: forwarded to the live node that holds it,
     /// adopted here when its owner is gone, or 404 — per the config, the drain state and the
     /// request's forwarding path.
-    async fn resolve_miss(&self, raw: &str, h: &RequestHeaders<'_>) -> Result<Arc<Session>, Reply> {
+    async fn resolve_miss(&self, raw: &str, h: &RequestHeaders<'_>) -> Result<Entered, Reply> {
         let limits = &self.shared.limits;
         let mut path = transport::forwarding_path(h.forwarded_by);
         let draining = self.shared.draining.is_cancelled();
@@ -409,7 +410,7 @@ impl Endpoint {
             .resolve_miss(raw, &policy, limits.replay_events)
             .await
         {
-            Resolved::Here(session) => Ok(session),
+            Resolved::Here(session) => Ok(session.enter()),
             Resolved::Forward(peer, miss) => Err(Reply::forward(transport::Forward {
                 node: peer.node,
                 url: peer.url,

@@ -41,6 +41,9 @@ pub struct Session {
     last_seen_ms: AtomicU64,
     /// Requests running plus connections reading streams: a busy session is never idle.
     busy: AtomicUsize,
+    /// Requests between their lookup and their reply ([`Entered`]): a shutdown lets them finish
+    /// before it closes the session.
+    entered: AtomicUsize,
     initialized: AtomicBool,
     cancel: CancellationToken,
     tasks: TaskTracker,
@@ -116,6 +119,7 @@ impl Session {
             registry_touch_ms: AtomicU64::new(0),
             last_seen_ms: AtomicU64::new(0),
             busy: AtomicUsize::new(0),
+            entered: AtomicUsize::new(0),
             initialized: AtomicBool::new(false),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -189,6 +193,17 @@ impl Session {
     /// Requests running plus open stream connections.
     pub fn busy(&self) -> usize {
         self.busy.load(Ordering::Relaxed)
+    }
+
+    /// Requests inside the session now (see [`Entered`]).
+    pub fn entered(&self) -> usize {
+        self.entered.load(Ordering::Acquire)
+    }
+
+    /// Counts a request in until the returned guard drops (see [`Entered`]).
+    pub fn enter(self: &Arc<Self>) -> Entered {
+        self.entered.fetch_add(1, Ordering::Relaxed);
+        Entered(Arc::clone(self))
     }
 
     /// Marks the start of something that keeps the session from being idle; the returned guard
@@ -377,6 +392,25 @@ impl Session {
         for (_, tx) in pending {
             let _ = tx.send(Err(RequestError::Closed));
         }
+    }
+}
+
+/// A request inside a session, from its lookup to its reply. A shutdown closes a session only
+/// once no request is inside it (or a short bound passed), so a request that found the session
+/// gets its answer rather than a 404 for a session that lives on elsewhere.
+#[derive(Debug)]
+pub struct Entered(Arc<Session>);
+
+impl std::ops::Deref for Entered {
+    type Target = Arc<Session>;
+    fn deref(&self) -> &Arc<Session> {
+        &self.0
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        self.0.entered.fetch_sub(1, Ordering::Release);
     }
 }
 

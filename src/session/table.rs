@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::registry::{Registry, Removal};
-use super::{Session, SessionId};
+use super::{Entered, Session, SessionId};
+
+/// How long a shutdown waits for the requests inside a session to be answered before it closes
+/// the session: enough for any request that needs no slow tool, short next to `shutdown.grace`.
+pub const SETTLE: Duration = Duration::from_millis(250);
 
 /// Why a session ended (logged, and counted once metrics exist).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +129,16 @@ impl SessionTable {
             .cloned()
     }
 
+    /// The session with this id, with the request counted in until the guard drops. Counted
+    /// under the table's lock: a shutdown that removed the session afterwards sees the request.
+    pub fn enter(&self, id: &SessionId) -> Option<Entered> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .map(Session::enter)
+    }
+
     /// Number of live sessions.
     pub fn len(&self) -> usize {
         self.map.read().unwrap_or_else(|p| p.into_inner()).len()
@@ -152,6 +166,13 @@ impl SessionTable {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id)?;
+        self.close_removed(&session, reason);
+        Some(session)
+    }
+
+    /// Closes a session already taken out of the map.
+    fn close_removed(&self, session: &Arc<Session>, reason: CloseReason) {
+        let id = &session.id();
         session.close();
         if let Some(r) = &self.registry {
             r.closed(
@@ -177,7 +198,6 @@ impl SessionTable {
             age_ms = u64::try_from(session.created().elapsed().as_millis()).unwrap_or(u64::MAX),
             "session closed"
         );
-        Some(session)
     }
 
     /// Closes sessions idle for `idle` (nothing running, no stream open) or not initialized
@@ -191,7 +211,7 @@ impl SessionTable {
             .filter_map(|s| {
                 if !s.is_initialized() && now.saturating_duration_since(s.created()) >= init {
                     Some((s.id(), CloseReason::InitTimeout))
-                } else if s.busy() == 0 && s.idle_for(now) >= idle {
+                } else if s.busy() == 0 && s.entered() == 0 && s.idle_for(now) >= idle {
                     Some((s.id(), CloseReason::Idle))
                 } else {
                     None
@@ -229,21 +249,27 @@ impl SessionTable {
     }
 
     /// Closes every session (shutdown) and waits for their tasks to finish.
+    ///
+    /// The sessions leave the table first, so a request that arrives from then on misses (and a
+    /// draining node hands it to a peer). Requests already inside a session ([`Entered`]) get
+    /// up to [`SETTLE`] to be answered before the close cancels what still runs: answered here,
+    /// they are not told "session not found" about a session a peer continues.
     pub async fn close_all(&self, reason: CloseReason) {
-        let ids: Vec<SessionId> = self
+        let sessions: Vec<Arc<Session>> = self
             .map
-            .read()
+            .write()
             .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .copied()
+            .drain()
+            .map(|(_, s)| s)
             .collect();
-        let mut closed = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(s) = self.close(&id, reason) {
-                closed.push(s);
-            }
+        let deadline = Instant::now() + SETTLE;
+        while sessions.iter().any(|s| s.entered() > 0) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        for s in closed {
+        for s in &sessions {
+            self.close_removed(s, reason);
+        }
+        for s in sessions {
             s.tasks().wait().await;
         }
     }
