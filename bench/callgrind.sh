@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# User-space instructions per tool call, counted by callgrind: a per-call cost that repeats within
-# ~1 % on a VM that exposes no hardware counters (where bench/run.sh can only report CPU time,
-# which moves with the host). The floor, mcpd and rmcp (with TCP_NODELAY) each run under valgrind
-# on core 0; wrk drives 1 session x 50 connections from core 1 - a warm-up, then the counters are
-# zeroed, a measured run, and a dump, so start-up and shutdown are not counted. Kernel work is not
-# counted (bench/run.sh's `perf stat` figures include it where the VM allows).
+# User-space instructions per tool call and per session lifecycle, counted by callgrind: costs that
+# repeat within ~1 % on a VM that exposes no hardware counters (where bench/run.sh can only report
+# CPU time, which moves with the host). Each server runs under valgrind on core 0 and wrk drives it
+# from core 1 - a warm-up, then the counters are zeroed, a measured run, and a dump, so start-up
+# and shutdown are not counted. Calls: the floor, mcpd and rmcp (with TCP_NODELAY), 1 session x 50
+# connections. Lifecycles (initialize, initialized, echo, DELETE; bench/lib/churn.lua over 4
+# connections): mcpd and rmcp. Kernel work is not counted (bench/run.sh's `perf stat` figures
+# include it where the VM allows).
 #
-#   bash bench/callgrind.sh [seconds]     # default 8 s per server (~1 min in all)
+#   bash bench/callgrind.sh [seconds]     # default 8 s per measurement (~2 min in all)
 #
-# Prints one line per server (requests, errors, instructions per call) and the ratios. Exits 1
-# when a response was wrong or a server did not start. Builds the release binaries first (as
+# Prints one line per measurement (count, errors, instructions each) and the ratios. Exits 1 when
+# a response was wrong or a server did not start. Builds the release binaries first (as
 # bench/run.sh does); installs valgrind and wrk from apt when missing.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -58,12 +60,18 @@ open_session() {
   echo "$sid"
 }
 
-# measure NAME SESSIONS(yes|no) ENV... -- CMD...: prints "NAME requests errors instructions".
+# measure NAME MODE(call|churn) SESSIONS(yes|no) ENV... -- CMD...: prints "NAME MODE count errors
+# instructions", the count being calls or completed lifecycles.
 measure() {
-  local name=$1 sessions=$2 port out sid=none url wrk_out
-  shift 2
+  local name=$1 mode=$2 sessions=$3 port out sid=none url load
+  shift 3
   port=$(free_port)
-  out="$WORK/$name.out"
+  out="$WORK/$name.$mode.out"
+  if [ "$mode" = churn ]; then
+    load=(-t4 -c4 -s "$HERE/lib/churn.lua")
+  else
+    load=(-t1 -c50 -s "$HERE/lib/call.lua")
+  fi
   local envs=("PORT=$port")
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done
   shift
@@ -84,43 +92,48 @@ measure() {
   if [ "$sessions" = yes ]; then
     sid=$(open_session "$url") || { say "$name: initialize gave no session id" >&2; return 1; }
   fi
-  BENCH_SIDS=$sid taskset -c 1 wrk -t1 -c50 -d2s --timeout 10s -s "$HERE/lib/call.lua" "$url" >/dev/null
+  BENCH_SIDS=$sid taskset -c 1 wrk "${load[@]}" -d2s --timeout 10s "$url" >/dev/null
   callgrind_control -z "$SERVER" >/dev/null 2>&1
-  BENCH_SIDS=$sid taskset -c 1 wrk -t1 -c50 -d"${SECS}s" --timeout 10s -s "$HERE/lib/call.lua" "$url" >"$WORK/$name.wrk"
+  BENCH_SIDS=$sid taskset -c 1 wrk "${load[@]}" -d"${SECS}s" --timeout 10s "$url" >"$WORK/$name.wrk"
   callgrind_control -d "$SERVER" >/dev/null 2>&1
   kill "$SERVER"
   wait "$SERVER" 2>/dev/null || true
   SERVER=""
   # The dump requested above is the file's first part; the one written at exit counts nothing.
-  python3 - "$name" "$WORK/$name.wrk" "$out.1" <<'EOF'
+  python3 - "$name" "$mode" "$WORK/$name.wrk" "$out.1" <<'EOF'
 import json, re, sys
-name, wrk, dump = sys.argv[1:]
+name, mode, wrk, dump = sys.argv[1:]
 w = json.loads(re.search(r"^BENCHJSON (.*)$", open(wrk).read(), re.M).group(1))
-errors = sum(w.get(k, 0) for k in ("bad_status", "bad_body", "err_connect", "err_read", "err_write", "err_timeout"))
+errors = sum(w.get(k, 0) for k in ("bad_status", "bad_body", "no_sid", "err_connect", "err_read", "err_write", "err_timeout"))
 total = next(int(l.split()[1]) for l in open(dump) if l.startswith("summary:"))
-print(name, w["requests"], errors, total)
+print(name, mode, w["sessions"] if mode == "churn" else w["requests"], errors, total)
 EOF
 }
 
-say "user-space instructions per call, 1 session x 50 connections, ${SECS} s per server under callgrind"
+say "user-space instructions per call (1 session x 50 connections) and per session lifecycle (4 connections), ${SECS} s each under callgrind"
 results="$WORK/results"
-measure floor no -- "$FLOOR" >>"$results"
-measure mcpd yes -- "$MCPD" >>"$results"
-measure rmcp-nd yes NODELAY=1 -- "$RMCP" >>"$results"
+measure floor call no -- "$FLOOR" >>"$results"
+measure mcpd call yes -- "$MCPD" >>"$results"
+measure rmcp-nd call yes NODELAY=1 -- "$RMCP" >>"$results"
+measure mcpd churn no -- "$MCPD" >>"$results"
+measure rmcp-nd churn no NODELAY=1 -- "$RMCP" >>"$results"
 python3 - "$results" <<'EOF'
 import sys
 rows = [l.split() for l in open(sys.argv[1])]
 per = {}
 failed = False
-for name, req, err, total in rows:
-    req, err, total = int(req), int(err), int(total)
-    per[name] = total / req if req else None
-    failed |= err > 0 or not req
-    print(f"callgrind: {name:8s} {req:7d} calls  {err} errors  {per[name]:9,.0f} instructions per call")
-if per.get("mcpd") and per.get("floor"):
-    print(f"callgrind: mcpd / floor {per['mcpd'] / per['floor']:.2f}x", end="")
-    if per.get("rmcp-nd"):
-        print(f"; rmcp (TCP_NODELAY) / mcpd {per['rmcp-nd'] / per['mcpd']:.2f}x", end="")
-    print()
+for name, mode, n, err, total in rows:
+    n, err, total = int(n), int(err), int(total)
+    per[name, mode] = total / n if n else None
+    failed |= err > 0 or not n
+    unit = "lifecycles" if mode == "churn" else "calls"
+    each = f"{per[name, mode]:9,.0f}" if n else "        -"
+    print(f"callgrind: {name:8s} {n:7d} {unit:10s} {err} errors  {each} instructions each")
+def ratio(a, b, label):
+    if per.get(a) and per.get(b):
+        print(f"callgrind: {label} {per[a] / per[b]:.2f}x")
+ratio(("mcpd", "call"), ("floor", "call"), "per call, mcpd / floor")
+ratio(("rmcp-nd", "call"), ("mcpd", "call"), "per call, rmcp (TCP_NODELAY) / mcpd")
+ratio(("rmcp-nd", "churn"), ("mcpd", "churn"), "per lifecycle, rmcp (TCP_NODELAY) / mcpd")
 sys.exit(1 if failed else 0)
 EOF
