@@ -389,7 +389,7 @@ pub(super) fn into_response(reply: Reply) -> Response<Body> {
     *response.status_mut() = status;
     let h = response.headers_mut();
     if let Some(id) = reply.session_id {
-        if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
+        if let Ok(v) = HeaderValue::from_str(id.text().as_str()) {
             h.insert(names::SESSION_ID, v);
         }
     }

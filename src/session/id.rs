@@ -76,9 +76,40 @@ impl SessionId {
     }
 }
 
+impl SessionId {
+    /// Length of the text form.
+    pub const TEXT_LEN: usize = 45;
+
+    /// The text form, encoded on the stack: one `write_str` for `Display`, so `to_string()`
+    /// allocates once instead of growing a `String` piece by piece (ids are written for every
+    /// new session: its text, the response header, registry keys).
+    pub fn text(&self) -> IdText {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; Self::TEXT_LEN];
+        self.uuid.hyphenated().encode_lower(&mut buf[..36]);
+        buf[36] = b'-';
+        for (i, b) in buf[37..].iter_mut().enumerate() {
+            *b = HEX[((self.owner.0 >> (28 - 4 * i)) & 0xf) as usize];
+        }
+        IdText(buf)
+    }
+}
+
+/// A [`SessionId`]'s text, on the stack.
+#[derive(Debug, Clone, Copy)]
+pub struct IdText([u8; SessionId::TEXT_LEN]);
+
+impl IdText {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits and hyphens are ever written into it.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.uuid.hyphenated(), self.owner)
+        f.write_str(self.text().as_str())
     }
 }
 
@@ -135,6 +166,11 @@ mod tests {
         let id = SessionId::minted_by(owner);
         let text = id.to_string();
         assert_eq!(text.len(), 45);
+        assert_eq!(
+            text,
+            format!("{}-{owner}", id.uuid.hyphenated()),
+            "uuid, then the owner tag"
+        );
         assert!(text.bytes().all(|b| (0x21..=0x7e).contains(&b)));
         assert_eq!(text.parse::<SessionId>(), Ok(id));
         assert_eq!(text.parse::<SessionId>().map(|i| i.owner()), Ok(owner));

@@ -110,7 +110,7 @@ impl Session {
     ) -> Session {
         Session {
             id,
-            id_text: id.to_string().into(),
+            id_text: Arc::from(id.text().as_str()),
             params,
             created: Instant::now(),
             created_unix_ms: std::time::SystemTime::now()
