@@ -212,7 +212,7 @@ fn lookup(e: LookupError) -> RpcError {
 /// Answers a request other than `initialize` and `tools/call`.
 fn request(
     shared: &Shared,
-    session: &Session,
+    session: &Arc<Session>,
     method: &str,
     params: Option<&RawValue>,
 ) -> Result<Value, RpcError> {

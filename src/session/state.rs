@@ -77,6 +77,21 @@ impl Session {
         Session::with_streams_from(id, params, replay_events, 0)
     }
 
+    /// A fresh session with made-up parameters, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Arc<Session> {
+        Arc::new(Session::new(
+            SessionId::random(),
+            SessionParams {
+                protocol: super::ProtocolVersion::LATEST,
+                client_info: serde_json::json!({"name": "t", "version": "1"}),
+                client_name: "t".into(),
+                capabilities: serde_json::json!({}),
+            },
+            8,
+        ))
+    }
+
     /// A session continued here after its owner went away (adoption): initialized already, with
     /// the log level and subscriptions its record kept. Its streams are numbered from a random
     /// base, so an event id from the previous incarnation (a GET with `Last-Event-ID`) names no

@@ -83,7 +83,7 @@ impl SessionTable {
     }
 
     /// `session`'s durable parameters changed: the registry record is rewritten.
-    pub fn updated(&self, session: &Session) {
+    pub fn updated(&self, session: &Arc<Session>) {
         if let Some(r) = &self.registry {
             r.updated(session);
         }
@@ -278,19 +278,8 @@ impl SessionTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::{ProtocolVersion, SessionParams};
-
     fn session() -> Arc<Session> {
-        Arc::new(Session::new(
-            SessionId::random(),
-            SessionParams {
-                protocol: ProtocolVersion::LATEST,
-                client_info: serde_json::json!({"name": "t", "version": "1"}),
-                client_name: "t".into(),
-                capabilities: serde_json::json!({}),
-            },
-            8,
-        ))
+        Session::for_tests()
     }
 
     #[test]

@@ -264,16 +264,16 @@ impl Registry {
     /// A session's durable parameters changed (log level, subscriptions): its record is written
     /// again, through the same queue (a pending write of the same session is replaced), unless
     /// another node owns it by now.
-    pub fn updated(&self, session: &Session) {
-        let record = self.record(session);
-        self.queue().create(session.id(), record, Write::Own);
+    pub fn updated(&self, session: &Arc<Session>) {
+        self.queue()
+            .create(session.id(), Arc::clone(session), Write::Own);
         self.inner.wake.notify_one();
     }
 
     /// A session was created here.
-    pub fn created(&self, session: &Session) {
-        let record = self.record(session);
-        self.queue().create(session.id(), record, Write::New);
+    pub fn created(&self, session: &Arc<Session>) {
+        self.queue()
+            .create(session.id(), Arc::clone(session), Write::New);
         self.inner.wake.notify_one();
     }
 

@@ -4,7 +4,9 @@
 //! queue at once and sends it as one pipeline, so N operations that pile up during one round
 //! trip cost one more round trip, not N.
 //!
-//! Coalescing: a session created and closed before the writer saw it is never written; a TTL
+//! Coalescing: a session created and closed before the writer saw it is never written — nor is its
+//! record even built: the queue keeps the session, and the writer encodes its record at flush
+//! time (most of a short-lived session's registry cost was building a record nobody sent); a TTL
 //! refresh for a session whose creation is still queued is dropped (the creation sets the TTL).
 //! Bounds: refreshes are capped and the oldest go first (a lost refresh only shortens a 30-day
 //! TTL until the next one); creations are bounded by the live-session cap; deletions are capped
@@ -12,10 +14,12 @@
 //! longer live, so a dropped deletion of one of ours is repaired; only deletions for other nodes'
 //! sessions (a DELETE that reached the wrong node) can be lost, and those keys expire by TTL.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+use std::sync::Arc;
 
-use super::keys::SessionRecord;
-use crate::session::SessionId;
+use crate::session::{FastMap, Session, SessionId};
+
+type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// How a session's record is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +47,8 @@ pub enum Removal {
 /// One batch taken by the writer.
 #[derive(Debug, Default)]
 pub struct Batch {
-    pub creates: Vec<(SessionId, SessionRecord, Write)>,
+    /// Sessions whose records are to be written (encoded by the writer as it sends them).
+    pub creates: Vec<(SessionId, Arc<Session>, Write)>,
     pub deletes: Vec<(SessionId, Removal)>,
     pub touches: Vec<SessionId>,
 }
@@ -63,11 +68,11 @@ impl Batch {
 /// Pending operations.
 #[derive(Debug)]
 pub struct Queue {
-    creates: HashMap<SessionId, (SessionRecord, Write)>,
+    creates: FastMap<SessionId, (Arc<Session>, Write)>,
     deletes: VecDeque<SessionId>,
-    delete_kind: HashMap<SessionId, Removal>,
+    delete_kind: FastMap<SessionId, Removal>,
     touches: VecDeque<SessionId>,
-    touch_set: HashSet<SessionId>,
+    touch_set: FastSet<SessionId>,
     max_deletes: usize,
     max_touches: usize,
     dropped: u64,
@@ -77,11 +82,11 @@ impl Queue {
     /// An empty queue keeping at most `max_deletes` deletions and `max_touches` refreshes.
     pub fn new(max_deletes: usize, max_touches: usize) -> Queue {
         Queue {
-            creates: HashMap::new(),
+            creates: FastMap::default(),
             deletes: VecDeque::new(),
-            delete_kind: HashMap::new(),
+            delete_kind: FastMap::default(),
             touches: VecDeque::new(),
-            touch_set: HashSet::new(),
+            touch_set: FastSet::default(),
             max_deletes: max_deletes.max(1),
             max_touches: max_touches.max(1),
             dropped: 0,
@@ -105,12 +110,12 @@ impl Queue {
 
     /// A session's record is to be written. A rewrite of a record whose first write is still
     /// queued stays a first write.
-    pub fn create(&mut self, id: SessionId, record: SessionRecord, write: Write) {
+    pub fn create(&mut self, id: SessionId, session: Arc<Session>, write: Write) {
         let write = match self.creates.get(&id) {
             Some((_, Write::New)) => Write::New,
             _ => write,
         };
-        self.creates.insert(id, (record, write));
+        self.creates.insert(id, (session, write));
     }
 
     /// A session ended (or a DELETE named an id this node does not hold).
@@ -167,7 +172,7 @@ impl Queue {
             creates: self
                 .creates
                 .drain()
-                .map(|(id, (record, write))| (id, record, write))
+                .map(|(id, (session, write))| (id, session, write))
                 .collect(),
             deletes: self
                 .deletes
@@ -200,17 +205,8 @@ impl Queue {
 mod tests {
     use super::*;
 
-    fn rec() -> SessionRecord {
-        SessionRecord {
-            node: "n".into(),
-            boot: "b".into(),
-            created_ms: 0,
-            protocol: "2025-11-25".into(),
-            client_info: serde_json::Value::Null,
-            capabilities: serde_json::Value::Null,
-            log_level: "info".into(),
-            subscriptions: Vec::new(),
-        }
+    fn rec() -> Arc<Session> {
+        Session::for_tests()
     }
 
     #[test]

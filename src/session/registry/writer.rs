@@ -176,17 +176,14 @@ async fn flush(
     // command count sets the cost on both ends. Each new record is its own plain `SET` (there is
     // no multi-key `SET` with a TTL, and a script costs Redis more than the `SET`s it saves).
     let mut fresh: Vec<String> = Vec::new();
-    for (id, record, write) in &batch.creates {
+    for (id, session, write) in &batch.creates {
+        let record = reg.record(session).encode();
         match write {
             Write::New => {
-                ops.push(Op::Set(
-                    keys.session(id),
-                    record.encode(),
-                    Expiration::EX(ttl),
-                ));
+                ops.push(Op::Set(keys.session(id), record, Expiration::EX(ttl)));
                 fresh.push(id.to_string());
             }
-            Write::Own => ops.push(put_own(reg, id, &record.encode())),
+            Write::Own => ops.push(put_own(reg, id, &record)),
         }
     }
     let mut fresh = fresh.into_iter().peekable();
