@@ -436,6 +436,29 @@ def churn_cell(peer, port, srv, duration, aux=None):
     return r
 
 
+def ceiling_cell(peer, port, srv, sid, duration):
+    """The churn pattern's ceiling on this machine: a server without sessions (the floor) answering
+    the same four round trips per "lifecycle" over the same CHURN_CONNS connections, one request
+    at a time on each. No server can complete lifecycles faster than this rate over this pattern;
+    with 4 connections it is bound by round trips (wake-ups across the two cores), not by a core."""
+    pids = {"server": srv.pid}
+    r = run_wrk(port, os.path.join(HERE, "call.lua"), CHURN_CONNS, CHURN_CONNS, duration,
+                {"BENCH_SIDS": sid, "BENCH_PATH": PATH}, pids)
+    r.update({"kind": "churn", "peer": peer, "ceiling": True, "test": f"churn_c{CHURN_CONNS}",
+              "conns": CHURN_CONNS, "rss_kb": proc_rss_kb(srv.pid)})
+    if "wrk" in r:
+        n = r["wrk"]["requests"]
+        r["http_req_per_s"] = r["req_per_s"]
+        r["sessions_per_s"] = r["req_per_s"] / 4
+        c = r["cpu_s"].get("server")
+        r["cpu_us_per_session"] = c * 1e6 / (n / 4) if n and c is not None else None
+        add_counters(r, n / 4, "session")
+    if srv.poll() is not None:
+        r["errors"] = r.get("errors", 0) + 1
+        r["error"] = f"server exited ({srv.returncode})"
+    return r
+
+
 def open_sessions(port, n, conc=32, **kw):
     return mc.run(mc.open_sessions(HOST, port, PATH, n, conc=conc, **kw))
 
@@ -567,9 +590,11 @@ def slot(peers, name, rnd, cfg, results):
                     return
         if peer.sessions:
             r = churn_cell(name, port, srv, duration)
-            r["round"] = rnd
-            results.append(r)
-            log(f"  {name} churn: {fmt_cell(r)}")
+        else:
+            r = ceiling_cell(name, port, srv, one[0], duration)
+        r["round"] = rnd
+        results.append(r)
+        log(f"  {name} churn{' ceiling' if r.get('ceiling') else ''}: {fmt_cell(r)}")
     finally:
         stop(srv)
 

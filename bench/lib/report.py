@@ -18,7 +18,7 @@ TEST_LABEL = {"1s_c1": "1 session × 1 conn", "1s_c10": "1 session × 10 conns",
               "1s_c50": "1 session × 50 conns", "100s_c50": "100 sessions × 50 conns"}
 ROWS = [("floor", "json"), ("mcpd", "json"), ("mcpd", "sse"), ("rmcp-nd", "json"), ("rmcp", "json"),
         ("ts", "json")]
-CHURN_ROWS = ["mcpd", "mcpd-redis", "rmcp-nd", "rmcp", "ts"]
+CHURN_ROWS = ["floor", "mcpd", "mcpd-redis", "rmcp-nd", "rmcp", "ts"]
 LABEL = {
     "floor": "bare hyper floor",
     "mcpd": "**mcpd**",
@@ -191,6 +191,16 @@ def churn_table(D):
         cs = D.churn(p)
         if not cs:
             continue
+        if p == "floor":
+            ok = D.ok(cs)
+            bad = len(cs) - len(ok)
+            s = cell_mr([c.get("sessions_per_s") for c in ok]) + (f" **FAILED ×{bad}**" if bad else "")
+            p50, p99 = med([c.get("p50_ms") for c in ok]), med([c.get("p99_ms") for c in ok])
+            lines.append(f"| ceiling: the bare hyper floor, 4 requests per lifecycle (no sessions) | {s} | "
+                         f"{cell_mr([c.get('http_req_per_s') for c in ok])} | "
+                         f"{cell_mr([c.get('cpu_us_per_session') for c in ok])} per 4 requests | — | "
+                         f"{num(p50, 2)} / {num(p99, 2)} |")
+            continue
         ok = D.ok(cs)
         bad = len(cs) - len(ok)
         s = cell_mr([c.get("sessions_per_s") for c in ok])
@@ -202,6 +212,25 @@ def churn_table(D):
                      f"{cell_mr([c.get('cpu_us_per_session') for c in ok])} | {redis} | "
                      f"{num(p50, 2)} / {num(p99, 2)} |")
     return "\n".join(lines)
+
+
+def churn_ceiling(D):
+    """What the floor's row says about the churn figures: the pattern's ceiling on this machine."""
+    fl = med([c.get("sessions_per_s") for c in D.ok(D.churn("floor"))])
+    mc = med([c.get("sessions_per_s") for c in D.ok(D.churn("mcpd"))])
+    if fl is None or mc is None:
+        return "The ceiling row (the floor over the same pattern) was not measured in this run."
+    busy = lambda core: med([(c.get("core_busy_pct") or {}).get(core) for c in D.ok(D.churn("floor"))])
+    fcpu = med([c.get("cpu_us_per_session") for c in D.ok(D.churn("floor"))])
+    mcpu = med([c.get("cpu_us_per_session") for c in D.ok(D.churn("mcpd"))])
+    cpu = (f" In server CPU, the comparable figure, an mcpd lifecycle cost {mcpu / fcpu:.2f}× the floor's four "
+           f"requests." if fcpu and mcpu else "")
+    return (f"The ceiling row is the bare hyper floor answering the same pattern: four requests per "
+            f"\"lifecycle\", one at a time on each of the same 4 connections (`call.lua`, wrk -t4 -c4). No server "
+            f"completes lifecycles faster than about {num(fl)}/s here: with one request in flight per "
+            f"connection the pattern is bound by round trips and by the load generator (its core was "
+            f"{num(busy('cpu1'), 0)} % busy, the floor's {num(busy('cpu0'), 0)} %). mcpd's lifecycles ran at "
+            f"{100 * mc / fl:.0f} % of that ceiling.{cpu}")
 
 
 def churn_written(D):
@@ -425,7 +454,9 @@ def targets(D):
         None if None in p99s else max(p99s) <= 2.0)
     ch = med([c.get("sessions_per_s") for c in D.ok(D.churn("mcpd"))])
     chr_ = med([c.get("sessions_per_s") for c in D.ok(D.churn("mcpd-redis"))])
-    add("≥ 15,000 full session lifecycles/s (registry off / on)", f"{num(ch)} / {num(chr_)}",
+    flc = med([c.get("sessions_per_s") for c in D.ok(D.churn("floor"))])
+    ceiling = f" (the pattern's ceiling here, the floor's 4 requests: {num(flc)}/s)" if flc else ""
+    add("≥ 15,000 full session lifecycles/s (registry off / on)", f"{num(ch)} / {num(chr_)}{ceiling}",
         None if ch is None else (ch >= 15000 and (chr_ is None or chr_ >= 15000)))
     mem = {m["peer"]: m for m in (D.d.get("memory") or []) if not m.get("skipped") and not m.get("conn_only")}
     mm = mem.get("mcpd")
@@ -801,6 +832,8 @@ def document(D, results_rel, svg_rel):
         "`redis-server` pinned to core 0 with mcpd; its CPU is reported separately).",
         "",
         churn_table(D),
+        "",
+        churn_ceiling(D),
         "",
         churn_written(D),
         "",
