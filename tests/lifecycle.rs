@@ -170,6 +170,31 @@ async fn a_request_inside_a_session_when_the_drain_closes_it_gets_its_answer_not
     );
 }
 
+/// An idle keep-alive connection does not hold the stop: the server closes it as soon as the
+/// drain ends, not at the 5 s deadline that only a connection still busy with a request waits for.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_when_the_drain_ends() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = Server::start("[shutdown]\ngrace = \"50ms\"\n");
+    let mut conn = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = conn.read(&mut buf).await.expect("response");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    s.signal("TERM");
+    // EOF well before the 5 s drain deadline (the grace is 50 ms).
+    let closed = tokio::time::timeout(Duration::from_secs(3), conn.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0))),
+        "the idle connection was closed by the server: {closed:?}"
+    );
+    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
 #[tokio::test]
 async fn a_second_signal_exits_at_once() {
     let mut s = Server::start("[shutdown]\ngrace = \"30s\"\n");

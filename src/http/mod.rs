@@ -9,6 +9,7 @@
 mod body;
 mod forward;
 mod routes;
+mod stoppable;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,6 @@ use std::time::Duration;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +26,7 @@ use tracing::Instrument;
 pub use body::Body;
 pub use forward::Forwarder;
 pub use routes::Router;
+use stoppable::Stoppable;
 
 /// Listener settings.
 #[derive(Debug, Clone)]
@@ -43,7 +44,6 @@ pub async fn serve(
     stop: CancellationToken,
     drain: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
     let connections = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(opts.max_connections));
     let mut h1 = http1::Builder::new();
@@ -93,7 +93,7 @@ pub async fn serve(
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
-        let (h1, h2, watcher) = (h1.clone(), h2.clone(), graceful.watcher());
+        let (h1, h2) = (h1.clone(), h2.clone());
         let (wait, stop) = (opts.header_read_timeout, stop.clone());
         connections.spawn(
             async move {
@@ -106,11 +106,11 @@ pub async fn serve(
                 let ended = match opens {
                     Ok(false) => {
                         let conn = h1.serve_connection(TokioIo::new(stream), service);
-                        watcher.watch(conn).await
+                        Stoppable::new(conn, stop, |c| c.graceful_shutdown()).await
                     }
                     Ok(true) => {
                         let conn = h2.serve_connection(TokioIo::new(stream), service);
-                        watcher.watch(conn).await
+                        Stoppable::new(conn, stop, |c| c.graceful_shutdown()).await
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "no request arrived");
@@ -126,8 +126,9 @@ pub async fn serve(
     }
     drop(listener);
     connections.close();
+    // Every connection saw `stop` and is finishing its request in flight (an idle one closes).
     tokio::select! {
-        () = graceful.shutdown() => tracing::debug!("all connections closed"),
+        () = connections.wait() => tracing::debug!("all connections closed"),
         () = tokio::time::sleep(drain) => {
             tracing::warn!(after = ?drain, open = connections.len(), "connections still open at the drain deadline; closing them");
         }

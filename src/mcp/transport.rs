@@ -325,7 +325,13 @@ fn accepted<const N: usize>(header: Option<&str>, wanted: [&str; N]) -> [bool; N
 /// POST needs both `application/json` and `text/event-stream` acceptable (406 otherwise), and a
 /// JSON body (415 otherwise).
 pub fn check_post_headers(h: &RequestHeaders<'_>) -> Result<(), Reply> {
-    if accepted(h.accept, ["application/json", "text/event-stream"]) != [true, true] {
+    // What the SDK clients send, compared whole before anything is parsed.
+    const USUAL_ACCEPT: &str = "application/json, text/event-stream";
+    const JSON: &str = "application/json";
+    if h.accept == Some(USUAL_ACCEPT) && h.content_type == Some(JSON) {
+        return Ok(());
+    }
+    if accepted(h.accept, [JSON, "text/event-stream"]) != [true, true] {
         return Err(Reply::error(
             406,
             ErrorCode::INVALID_REQUEST,
@@ -335,7 +341,7 @@ pub fn check_post_headers(h: &RequestHeaders<'_>) -> Result<(), Reply> {
     let json = h
         .content_type
         .and_then(|ct| media_types(ct).next())
-        .is_some_and(|m| m.eq_ignore_ascii_case("application/json"));
+        .is_some_and(|m| m.eq_ignore_ascii_case(JSON));
     if !json {
         return Err(Reply::error(
             415,
