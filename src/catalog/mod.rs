@@ -21,8 +21,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 pub use call::{
-    Call, CallInfo, ClientCapability, Emit, EmitReceiver, EmitSender, LogLevel, RequestError,
-    UnknownLogLevel,
+    Call, CallInfo, ClientCapability, Emit, EmitReceiver, EmitSender, Emits, LogLevel,
+    RequestError, UnknownLogLevel,
 };
 
 /// A boxed future returned by tool handlers.

@@ -7,21 +7,18 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
-
 use super::driver::{self, PreparedCall};
 use super::endpoint::Shared;
 use super::jsonrpc::{self, ErrorCode, Message, RequestId, RpcError};
 use super::transport::Reply;
-use crate::catalog::{Call, ClientCapability, CompletionRef, LogLevel, LookupError, RequestError};
+use crate::catalog::{
+    Call, ClientCapability, CompletionRef, Emits, LogLevel, LookupError, RequestError,
+};
 use crate::session::Session;
-
-/// Capacity of the channel carrying a POST's tool emits (progress, logs, requests).
-const EMIT_CAPACITY: usize = 32;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
 
 /// Handles the messages of one POST.
 pub(crate) async fn post(
@@ -32,7 +29,7 @@ pub(crate) async fn post(
 ) -> Reply {
     let mut replies: Vec<Bytes> = Vec::new();
     let mut calls: Vec<PreparedCall> = Vec::new();
-    let mut emits: Option<(mpsc::Sender<_>, mpsc::Receiver<_>)> = None;
+    let mut emits: Option<Arc<Emits>> = None;
     let mut has_requests = false;
     for message in messages {
         match message {
@@ -42,8 +39,8 @@ pub(crate) async fn post(
                 has_requests = true;
                 crate::telemetry::metrics().rpc(&method);
                 if method == "tools/call" {
-                    let (tx, _) = emits.get_or_insert_with(|| mpsc::channel(EMIT_CAPACITY));
-                    match prepare_call(shared, session, &id, params, tx.clone()) {
+                    let emits = emits.get_or_insert_with(Emits::new);
+                    match prepare_call(shared, session, &id, params, Arc::clone(emits)) {
                         Ok(call) => calls.push(call),
                         Err(e) => replies.push(jsonrpc::error_response(Some(&id), &e)),
                     }
@@ -60,9 +57,8 @@ pub(crate) async fn post(
         return Reply::accepted();
     }
     match emits {
-        Some((tx, rx)) if !calls.is_empty() => {
-            drop(tx);
-            driver::run(shared, session, calls, replies, batch, rx).await
+        Some(emits) if !calls.is_empty() => {
+            driver::run(shared, session, calls, replies, batch, emits).await
         }
         _ => Reply::json(jsonrpc::reply_body(replies, batch)),
     }
@@ -144,7 +140,7 @@ fn prepare_call(
     session: &Arc<Session>,
     id: &RequestId,
     params: Option<&RawValue>,
-    emits: crate::catalog::EmitSender,
+    emits: Arc<Emits>,
 ) -> Result<PreparedCall, RpcError> {
     let p: CallParams = jsonrpc::params(params)?;
     let tool = shared

@@ -24,7 +24,7 @@ use super::endpoint::Shared;
 use super::jsonrpc::{self, ErrorCode, RequestId};
 use super::sse;
 use super::transport::Reply;
-use crate::catalog::{BoxFuture, Emit, EmitReceiver, ToolResult};
+use crate::catalog::{BoxFuture, Emit, EmitReceiver, Emits, ToolResult};
 use crate::session::{EventLog, ReaderGuard, Session};
 
 /// A `tools/call` ready to run.
@@ -52,7 +52,7 @@ pub(crate) async fn run(
     calls: Vec<PreparedCall>,
     mut done: Vec<Bytes>,
     batch: bool,
-    emits: EmitReceiver,
+    emits: Arc<Emits>,
 ) -> Reply {
     let mut finished = Vec::with_capacity(calls.len());
     let mut running = Vec::new();
@@ -62,7 +62,7 @@ pub(crate) async fn run(
             None => running.push(call),
         }
     }
-    if running.is_empty() && emits.is_empty() {
+    if running.is_empty() && !emits.opened() {
         let timeout = shared.limits.request_timeout;
         done.extend(
             finished
@@ -74,6 +74,13 @@ pub(crate) async fn run(
         }
         return Reply::json(jsonrpc::reply_body(done, batch));
     }
+    // The calls still running may send from here on: the driver reads the channel, and only the
+    // calls hold it open (so it closes when the last one ends).
+    let emits = {
+        let rx = emits.receiver();
+        drop(emits);
+        rx
+    };
     let (mode_tx, mode_rx) = oneshot::channel();
     let span = tracing::debug_span!("tools/call", session_id = %session.id(), calls = running.len() + finished.len());
     let driver = Driver {
@@ -102,6 +109,20 @@ pub(crate) async fn run(
             "Internal error: the request was lost",
         ),
     }
+}
+
+/// The next emit, waiting for it; never, without a receiver (it was taken already, which the
+/// one reader never does).
+async fn recv(emits: &mut Option<EmitReceiver>) -> Option<Box<Emit>> {
+    match emits {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An emit that is already waiting.
+fn try_recv(emits: &mut Option<EmitReceiver>) -> Option<Box<Emit>> {
+    emits.as_mut().and_then(|rx| rx.try_recv().ok())
 }
 
 /// Polls a call's future once: its outcome if that settles it, `None` while it is still running.
@@ -142,10 +163,10 @@ impl Driver {
         calls: Vec<PreparedCall>,
         finished: Vec<(RequestId, Outcome)>,
         batch: bool,
-        mut emits: EmitReceiver,
+        mut emits: Option<EmitReceiver>,
     ) {
         // What the calls that already finished sent goes out before their results.
-        while let Ok(e) = emits.try_recv() {
+        while let Some(e) = try_recv(&mut emits) {
             self.emit(*e);
         }
         for (id, outcome) in finished {
@@ -160,13 +181,13 @@ impl Driver {
                     Some(finished) => finished,
                     None => break,
                 },
-                Some(e) = emits.recv() => {
+                Some(e) = recv(&mut emits) => {
                     self.emit(*e);
                     continue;
                 }
             };
             // What the call sent before returning goes out before its result.
-            while let Ok(e) = emits.try_recv() {
+            while let Some(e) = try_recv(&mut emits) {
                 self.emit(*e);
             }
             self.finish(id, outcome);

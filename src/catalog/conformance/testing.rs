@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::tools;
@@ -65,8 +64,18 @@ pub(super) async fn run_with(
         .into_iter()
         .find(|t| t.name == name)
         .expect("tool exists");
-    let (tx, mut rx) = mpsc::channel(16);
-    let call = Call::new(info(), tx, CancellationToken::new(), Some(json!(1)), caps);
+    let emits = crate::catalog::Emits::new();
+    let Some(mut rx) = emits.receiver() else {
+        unreachable!("a new channel's receiver is there to take")
+    };
+    // The channel closes when the tool drops its `Call` (the only other clone of `emits`).
+    let call = Call::new(
+        info(),
+        emits,
+        CancellationToken::new(),
+        Some(json!(1)),
+        caps,
+    );
     let args = match args {
         Value::Object(m) => m,
         _ => Map::new(),
