@@ -345,3 +345,54 @@ async fn a_request_that_meets_the_owners_closing_pooled_connections_is_retried_o
     assert!(answered.load(Ordering::SeqCst) >= 7);
     owner.abort();
 }
+
+/// The end of an owner's drain: its listener closes while connections wait in its queue, so a
+/// new connection is accepted by the kernel and then reset, with the request never read. That
+/// owner is gone (its sessions released): the request is served here by adopting the session,
+/// not answered 404.
+#[tokio::test]
+async fn a_new_connection_the_owner_closes_unanswered_counts_as_the_owner_gone() {
+    let redis = Redis::start();
+    let mut a = node(&redis, "a", "");
+    let b = node(&redis, "b", "");
+    let sid = a.session().await;
+    a.wait_registry_synced().await;
+    // A's heartbeat, same boot, now naming a stand-in that closes every connection unread.
+    let beat = redis.cmd(&["GET", "mcp:node:a"]);
+    let mut beat: serde_json::Value =
+        serde_json::from_str(beat.str().expect("a's heartbeat")).expect("JSON heartbeat");
+    a.kill9();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    beat["url"] = json!(format!("http://{}", listener.local_addr().unwrap()));
+    redis.cmd(&["SET", "mcp:node:a", &beat.to_string(), "PX", "60000"]);
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    let owner = tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    // B's directory takes the new address at its next heartbeats.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let r = send(
+        b.addr,
+        "POST",
+        "/mcp",
+        &post_headers(&sid),
+        json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), b.logs());
+    assert_eq!(r.json()["result"], json!({}));
+    assert!(
+        accepted.load(Ordering::SeqCst) >= 1,
+        "B tried the owner first"
+    );
+    assert!(
+        b.wait_log(&["session adopted", &sid], Duration::from_secs(2)),
+        "{}",
+        b.logs()
+    );
+    owner.abort();
+}

@@ -93,6 +93,7 @@ impl Forwarder {
         let label = match &outcome {
             Ok(_) => "relayed",
             Err(ForwardError::Connect(_)) => "refused",
+            Err(ForwardError::Closed(_)) => "closed",
             Err(_) => "unreachable",
         };
         crate::telemetry::metrics()
@@ -106,7 +107,7 @@ impl Forwarder {
             Ok(response) => Ok((response, true)),
             Err(e) => {
                 let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                if let ForwardError::Connect(_) = e {
+                if let ForwardError::Connect(_) | ForwardError::Closed(_) = e {
                     tracing::info!(owner_node = %to.node, url = %to.url, error = %e, elapsed_ms, "the session's owner does not accept connections");
                     return Err(Unreachable);
                 }
@@ -171,7 +172,7 @@ impl Forwarder {
             Ok::<_, ForwardError>(req)
         };
         let mut res = self.attempt(&self.client, build()?).await;
-        if let Err(ForwardError::Peer(e)) = &res {
+        if let Err(ForwardError::Peer(e) | ForwardError::Closed(e)) = &res {
             // A pooled keep-alive connection the owner closed as we sent on it (it is draining or
             // just exited): the owner never read the request, since a server finishes what it
             // reads before it closes. Once more on a new connection — never another pooled one,
@@ -224,11 +225,37 @@ impl Forwarder {
             .map_err(|e| {
                 if e.is_connect() {
                     ForwardError::Connect(format!("{e:#}"))
+                } else if closed_unanswered(&e) {
+                    ForwardError::Closed(format!("{e:#}"))
                 } else {
                     ForwardError::Peer(format!("{e:#}"))
                 }
             })
     }
+}
+
+/// Whether the connection closed (or was reset) before any answer came. On a connection opened
+/// for this request that is a listener going away: the kernel completed the handshake, and the
+/// owner closed its listener (its drain, or its exit) before taking the connection, which resets
+/// it. A server that reads a request answers it before it closes, so the owner did not run it.
+fn closed_unanswered(e: &hyper_util::client::legacy::Error) -> bool {
+    use std::error::Error as _;
+    let mut source = e.source();
+    while let Some(err) = source {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+                return true;
+            }
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe) {
+                return true;
+            }
+        }
+        source = err.source();
+    }
+    false
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
@@ -244,6 +271,9 @@ pub struct Unreachable;
 enum ForwardError {
     #[error("connecting failed: {0}")]
     Connect(String),
+    /// The connection closed or was reset before any answer (see [`closed_unanswered`]).
+    #[error("closed before answering: {0}")]
+    Closed(String),
     #[error("the peer's advertised URL {0:?} is not usable")]
     BadUrl(String),
     #[error("no response from the peer in time")]
