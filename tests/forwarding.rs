@@ -299,14 +299,10 @@ async fn closing_owner(listener: tokio::net::TcpListener, answered: Arc<AtomicUs
     }
 }
 
-#[tokio::test]
-async fn a_request_that_meets_the_owners_closing_pooled_connections_is_retried_on_a_new_one() {
-    let redis = Redis::start();
-    let mut a = node(&redis, "a", "");
-    let b = node(&redis, "b", "");
-    let sid = a.session().await;
+/// Kills node a (once its session is in Redis) and points its heartbeat, same boot, at a new
+/// listener: a stand-in for the owner, which the test then plays.
+async fn stand_in_for(redis: &Redis, a: &mut Server) -> tokio::net::TcpListener {
     a.wait_registry_synced().await;
-    // A's heartbeat, same boot, now naming the stand-in's address.
     let beat = redis.cmd(&["GET", "mcp:node:a"]);
     let mut beat: serde_json::Value =
         serde_json::from_str(beat.str().expect("a's heartbeat")).expect("JSON heartbeat");
@@ -314,6 +310,16 @@ async fn a_request_that_meets_the_owners_closing_pooled_connections_is_retried_o
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     beat["url"] = json!(format!("http://{}", listener.local_addr().unwrap()));
     redis.cmd(&["SET", "mcp:node:a", &beat.to_string(), "PX", "60000"]);
+    listener
+}
+
+#[tokio::test]
+async fn a_request_that_meets_the_owners_closing_pooled_connections_is_retried_on_a_new_one() {
+    let redis = Redis::start();
+    let mut a = node(&redis, "a", "");
+    let b = node(&redis, "b", "");
+    let sid = a.session().await;
+    let listener = stand_in_for(&redis, &mut a).await;
     let answered = Arc::new(AtomicUsize::new(0));
     let owner = tokio::spawn(closing_owner(listener, Arc::clone(&answered)));
     // B's directory takes the new address at its next heartbeats.
@@ -356,15 +362,8 @@ async fn a_new_connection_the_owner_closes_unanswered_counts_as_the_owner_gone()
     let mut a = node(&redis, "a", "");
     let b = node(&redis, "b", "");
     let sid = a.session().await;
-    a.wait_registry_synced().await;
-    // A's heartbeat, same boot, now naming a stand-in that closes every connection unread.
-    let beat = redis.cmd(&["GET", "mcp:node:a"]);
-    let mut beat: serde_json::Value =
-        serde_json::from_str(beat.str().expect("a's heartbeat")).expect("JSON heartbeat");
-    a.kill9();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    beat["url"] = json!(format!("http://{}", listener.local_addr().unwrap()));
-    redis.cmd(&["SET", "mcp:node:a", &beat.to_string(), "PX", "60000"]);
+    // The stand-in closes every connection unread.
+    let listener = stand_in_for(&redis, &mut a).await;
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&accepted);
     let owner = tokio::spawn(async move {

@@ -7,6 +7,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+
 use super::driver::{self, PreparedCall};
 use super::endpoint::Shared;
 use super::jsonrpc::{self, ErrorCode, Message, RequestId, RpcError};
@@ -15,10 +20,6 @@ use crate::catalog::{
     Call, ClientCapability, CompletionRef, Emits, LogLevel, LookupError, RequestError,
 };
 use crate::session::Session;
-use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
 
 /// Handles the messages of one POST.
 pub(crate) async fn post(
