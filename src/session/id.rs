@@ -44,6 +44,40 @@ impl FromStr for OwnerTag {
     }
 }
 
+/// Random bytes for session ids, read from the OS CSPRNG (`getrandom`) a block at a time: one
+/// syscall serves [`entropy::IDS`] ids instead of one per session. The bytes are the kernel's,
+/// unchanged; each id's are zeroed in the block when drawn, so the block holds only future ids.
+mod entropy {
+    use std::cell::RefCell;
+
+    /// Ids served by one `getrandom` call (1 KiB per worker thread).
+    pub(super) const IDS: usize = 64;
+
+    struct Block {
+        ids: [[u8; 16]; IDS],
+        next: usize,
+    }
+
+    thread_local! {
+        static BLOCK: RefCell<Block> = const {
+            RefCell::new(Block { ids: [[0; 16]; IDS], next: IDS })
+        };
+    }
+
+    /// Sixteen fresh random bytes.
+    pub(super) fn draw() -> Result<[u8; 16], getrandom::Error> {
+        BLOCK.with_borrow_mut(|b| {
+            if b.next == IDS {
+                getrandom::fill(b.ids.as_flattened_mut())?;
+                b.next = 0;
+            }
+            let bytes = std::mem::take(&mut b.ids[b.next]);
+            b.next += 1;
+            Ok(bytes)
+        })
+    }
+}
+
 /// A session id: a random UUIDv4 from the OS CSPRNG (122 random bits) followed by the minting
 /// node's [`OwnerTag`], written `<uuid>-<tag>` in lower case (45 visible ASCII characters). Only
 /// ids of exactly that form are ever looked up, so a header value is either one of ours or
@@ -55,13 +89,16 @@ pub struct SessionId {
 }
 
 impl SessionId {
-    /// A fresh id minted by the node tagged `owner`. `uuid`'s v4 draws from `getrandom`, the OS
-    /// CSPRNG.
+    /// A fresh id minted by the node tagged `owner`. Its random bits come from the OS CSPRNG
+    /// (see [`entropy`]).
     pub fn minted_by(owner: OwnerTag) -> SessionId {
-        SessionId {
-            uuid: Uuid::new_v4(),
-            owner,
-        }
+        let uuid = match entropy::draw() {
+            Ok(bytes) => uuid::Builder::from_random_bytes(bytes).into_uuid(),
+            // getrandom does not fail on Linux once the pool is seeded; if it ever does, uuid's
+            // own v4 path asks the OS again and behaves as before.
+            Err(_) => Uuid::new_v4(),
+        };
+        SessionId { uuid, owner }
     }
 
     /// A fresh id for tests.
@@ -189,6 +226,25 @@ mod tests {
         ] {
             assert!(bad.parse::<SessionId>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn ids_drawn_across_entropy_blocks_are_distinct_random_v4_uuids() {
+        let owner = OwnerTag::of("node-a");
+        let n = entropy::IDS * 3 + 5; // three refills and a partial block
+        let ids: std::collections::HashSet<SessionId> =
+            (0..n).map(|_| SessionId::minted_by(owner)).collect();
+        assert_eq!(ids.len(), n, "no id repeats");
+        for id in &ids {
+            assert_eq!(id.uuid.get_version_num(), 4);
+            assert_eq!(id.uuid.get_variant(), uuid::Variant::RFC4122);
+        }
+        // 122 random bits each: no two ids share their first 8 bytes by chance.
+        let prefixes: std::collections::HashSet<[u8; 8]> = ids
+            .iter()
+            .map(|id| id.uuid.as_bytes()[..8].try_into().unwrap_or_default())
+            .collect();
+        assert_eq!(prefixes.len(), n);
     }
 
     #[test]
