@@ -567,3 +567,134 @@ async fn a_stalled_connection_is_closed_after_the_header_read_timeout_and_a_spli
     let text = String::from_utf8_lossy(&reply);
     assert!(text.starts_with("HTTP/1.1 405"), "{text}");
 }
+
+/// Reads one HTTP/1.1 response with a `content-length` from a raw connection; `None` if the
+/// server closed it first.
+async fn read_reply(conn: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let read = async {
+        loop {
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().expect("content-length"));
+                if got.len() >= end + 4 + len {
+                    return Some(String::from_utf8_lossy(&got).into_owned());
+                }
+            }
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("a reply or a close within 10 s")
+}
+
+/// Waits for the server to close a raw connection; returns how many bytes it sent first.
+async fn bytes_before_close(conn: &mut tokio::net::TcpStream) -> usize {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 1024];
+    let mut total = 0;
+    let read = async {
+        while let Ok(n) = conn.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("closed well before 10 s");
+    total
+}
+
+/// Asserts the server closes `conn` without sending anything, no sooner than `at_least` after
+/// `since`.
+async fn assert_closed_unanswered_after(
+    conn: &mut tokio::net::TcpStream,
+    since: std::time::Instant,
+    at_least: Duration,
+) {
+    assert_eq!(bytes_before_close(conn).await, 0, "closed without a reply");
+    let after = since.elapsed();
+    assert!(after >= at_least, "not before the timeout: {after:?}");
+}
+
+const GET_HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+#[tokio::test]
+async fn the_header_read_timeout_counts_from_each_response_and_cuts_off_a_stalled_head() {
+    use tokio::io::AsyncWriteExt;
+    let s = Server::start("[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"400ms\"\n");
+    let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    // Six requests 250 ms apart keep one connection busy for 1.5 s, well past 400 ms from when
+    // it was accepted: each response starts the timeout afresh.
+    for i in 0..6 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        conn.write_all(GET_HEALTHZ).await.unwrap();
+        let reply = read_reply(&mut conn).await;
+        assert!(
+            reply
+                .as_deref()
+                .is_some_and(|r| r.starts_with("HTTP/1.1 200")),
+            "request {i}: {reply:?}"
+        );
+    }
+    let answered = std::time::Instant::now();
+    // Half a request head, then nothing: cut off 400 ms after the last response, unanswered.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    assert_closed_unanswered_after(&mut conn, answered, Duration::from_millis(350)).await;
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let s = Server::start("[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"400ms\"\n");
+    let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    conn.write_all(GET_HEALTHZ).await.unwrap();
+    assert!(read_reply(&mut conn).await.is_some());
+    let answered = std::time::Instant::now();
+    assert_closed_unanswered_after(&mut conn, answered, Duration::from_millis(350)).await;
+}
+
+#[tokio::test]
+async fn requests_in_flight_are_not_cut_by_the_header_read_timeout() {
+    let s = Server::start(
+        "[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"300ms\"\n\
+         [session]\nkeep_alive = \"200ms\"\n",
+    );
+    let sid = s.session().await;
+    // A GET stream held open for four timeouts keeps receiving its keep-alive comments.
+    let mut stream = common::get_stream(s.addr, &sid, None).await;
+    assert_eq!(stream.status, 200);
+    let text = stream.read_for(Duration::from_millis(1200)).await;
+    assert!(!stream.ended, "the stream was cut: {text:?}");
+    assert!(
+        text.matches(':').count() >= 3,
+        "keep-alive comments: {text:?}"
+    );
+    // A tool call that runs for three timeouts gets its result.
+    let r = s
+        .call(
+            &sid,
+            7,
+            "long_task",
+            json!({"steps": 3, "interval_ms": 300}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("completed 3 steps"), "{}", r.text());
+}

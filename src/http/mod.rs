@@ -8,6 +8,7 @@
 
 mod body;
 mod forward;
+mod head_timeout;
 mod routes;
 mod stoppable;
 
@@ -25,6 +26,7 @@ use tracing::Instrument;
 
 pub use body::Body;
 pub use forward::Forwarder;
+use head_timeout::{HeadTimeout, Readiness, Tracked};
 pub use routes::Router;
 use stoppable::Stoppable;
 
@@ -47,9 +49,9 @@ pub async fn serve(
     let connections = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(opts.max_connections));
     let mut h1 = http1::Builder::new();
-    h1.timer(TokioTimer::new())
-        .header_read_timeout(opts.header_read_timeout)
-        .keep_alive(true);
+    // No timer: the header read timeout is kept per connection by `HeadTimeout`, not by hyper's
+    // timer per request.
+    h1.header_read_timeout(None::<Duration>).keep_alive(true);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new());
     loop {
@@ -77,7 +79,12 @@ pub async fn serve(
             tracing::debug!(error = %e, "TCP_NODELAY failed");
         }
         let router = Arc::clone(&router);
+        let readiness = Readiness::new();
+        let marks = Arc::clone(&readiness);
         let service = service_fn(move |req| {
+            // The connection counts as waiting for a request head again once the response body
+            // is written and dropped.
+            let in_flight = marks.begin();
             let router = Arc::clone(&router);
             // Boxed: hyper keeps room for one request future per connection for as long as the
             // connection lives. An open SSE stream would hold that room for hours; boxed, it is
@@ -90,7 +97,7 @@ pub async fn serve(
                 // Measured with the bench on 2 vCPUs: waking the load generator per reply cost
                 // more CPU per call (cross-CPU wake-ups) than this one extra poll.
                 tokio::task::yield_now().await;
-                Ok::<_, std::convert::Infallible>(response)
+                Ok::<_, std::convert::Infallible>(response.map(|b| Tracked::new(b, in_flight)))
             }
         });
         let (h1, h2) = (h1.clone(), h2.clone());
@@ -105,7 +112,8 @@ pub async fn serve(
                 };
                 let ended = match opens {
                     Ok(false) => {
-                        let conn = h1.serve_connection(TokioIo::new(stream), service);
+                        let io = HeadTimeout::new(TokioIo::new(stream), readiness, wait);
+                        let conn = h1.serve_connection(io, service);
                         Stoppable::new(conn, stop, |c| c.graceful_shutdown()).await
                     }
                     Ok(true) => {
