@@ -177,7 +177,9 @@ ADOPTED=0 logs=""
 for i in 1 2 3; do
   a="$(grep -c 'action="\{0,1\}adopted' "${NODE_LOG[i]}" || true)"
   f="$(grep -c 'action="\{0,1\}forwarded' "${NODE_LOG[i]}" || true)"
-  n404="$(grep -c 'action="\{0,1\}404' "${NODE_LOG[i]}" || true)"
+  # 404s a node decided: a registry miss (action=404), or a forward or adoption that failed
+  # ("... answering 404").
+  n404="$(grep -c -e 'action="\{0,1\}404' -e 'answering 404' "${NODE_LOG[i]}" || true)"
   ADOPTED=$((ADOPTED + a))
   logs+="${NODES[i-1]}: $a adopted/$f forwarded/$n404 404  "
 done
