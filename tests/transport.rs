@@ -698,3 +698,57 @@ async fn requests_in_flight_are_not_cut_by_the_header_read_timeout() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("completed 3 steps"), "{}", r.text());
 }
+
+/// The head of an `initialize` POST whose body is `len` bytes.
+fn initialize_head(addr: std::net::SocketAddr, len: usize) -> String {
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {len}\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_gets_408_with_a_jsonrpc_error_and_one_in_two_pieces_is_served()
+{
+    use tokio::io::AsyncWriteExt;
+    let s = Server::start("[server]\nlisten = \"127.0.0.1:0\"\nbody_read_timeout = \"300ms\"\n");
+    let body = serde_json::to_vec(&common::initialize("2025-06-18")).unwrap();
+    let (first, rest) = body.split_at(body.len() / 2);
+
+    // Half the body, then nothing.
+    let mut stalled = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    stalled
+        .write_all(initialize_head(s.addr, body.len()).as_bytes())
+        .await
+        .unwrap();
+    stalled.write_all(first).await.unwrap();
+    let sent = std::time::Instant::now();
+    let reply = read_reply(&mut stalled)
+        .await
+        .expect("an answer, not a close");
+    let waited = sent.elapsed();
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(
+        waited >= Duration::from_millis(250),
+        "not before the timeout: {waited:?}"
+    );
+    let json = &reply[reply.find("\r\n\r\n").expect("head end") + 4..];
+    let json: serde_json::Value = serde_json::from_str(json).expect("JSON body");
+    assert_eq!(json["error"]["code"], -32600, "{json}");
+
+    // The same body in two pieces 100 ms apart, within the timeout: served.
+    let mut split = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    split
+        .write_all(initialize_head(s.addr, body.len()).as_bytes())
+        .await
+        .unwrap();
+    split.write_all(first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    split.write_all(rest).await.unwrap();
+    let reply = read_reply(&mut split).await.expect("an answer");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        reply.to_ascii_lowercase().contains("mcp-session-id:"),
+        "{reply}"
+    );
+}

@@ -2,6 +2,7 @@
 
 use std::future::{ready, Future, Ready};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -289,8 +290,15 @@ impl Router {
         if declared.is_some_and(|n| n > self.max_body as u64) {
             return Err(too_large());
         }
-        let collect = Limited::new(incoming, self.max_body).collect();
-        match tokio::time::timeout(self.body_timeout, collect).await {
+        let mut collect = std::pin::pin!(Limited::new(incoming, self.max_body).collect());
+        // A small body has usually arrived with the head and is whole at the first poll: the
+        // timer (a clock read and a timer entry) is made only for a body still on its way.
+        let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
+        let collected = match first {
+            Poll::Ready(done) => Ok(done),
+            Poll::Pending => tokio::time::timeout(self.body_timeout, collect).await,
+        };
+        match collected {
             Err(_) => Err(Reply::error(
                 408,
                 ErrorCode::INVALID_REQUEST,
