@@ -4,7 +4,7 @@
 # CPU time, which moves with the host). Each server runs under valgrind on core 0 and wrk drives it
 # from core 1 - a warm-up, then the counters are zeroed, a measured run, and a dump, so start-up
 # and shutdown are not counted. Calls: the floor, mcpd and rmcp (with TCP_NODELAY), 1 session x 50
-# connections. Lifecycles (initialize, initialized, echo, DELETE; bench/lib/churn.lua over 4
+# connections. Lifecycles (initialize, initialized, echo, DELETE; bench/peers/churn over 4
 # connections): mcpd and rmcp. Kernel work is not counted (bench/run.sh's `perf stat` figures
 # include it where the VM allows).
 #
@@ -30,6 +30,7 @@ done
 MCPD="$ROOT/target/release/mcpd"
 FLOOR="$HERE/peers/target/release/floor"
 RMCP="$HERE/peers/target/release/rmcp-echo"
+CHURN="$HERE/peers/target/release/churn"
 (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
 (cd "$HERE/peers" && cargo build --release --quiet) || die "building bench/peers failed"
 
@@ -63,15 +64,10 @@ open_session() {
 # measure NAME MODE(call|churn) SESSIONS(yes|no) ENV... -- CMD...: prints "NAME MODE count errors
 # instructions", the count being calls or completed lifecycles.
 measure() {
-  local name=$1 mode=$2 sessions=$3 port out sid=none url load
+  local name=$1 mode=$2 sessions=$3 port out sid=none url
   shift 3
   port=$(free_port)
   out="$WORK/$name.$mode.out"
-  if [ "$mode" = churn ]; then
-    load=(-t4 -c4 -s "$HERE/lib/churn.lua")
-  else
-    load=(-t1 -c50 -s "$HERE/lib/call.lua")
-  fi
   local envs=("PORT=$port")
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done
   shift
@@ -92,9 +88,17 @@ measure() {
   if [ "$sessions" = yes ]; then
     sid=$(open_session "$url") || { say "$name: initialize gave no session id" >&2; return 1; }
   fi
-  BENCH_SIDS=$sid taskset -c 1 wrk "${load[@]}" -d2s --timeout 10s "$url" >/dev/null
+  # load SECONDS: the calls (wrk) or the lifecycles (the churn generator) of this measurement.
+  load() {
+    if [ "$mode" = churn ]; then
+      taskset -c 1 "$CHURN" --conns 4 --duration "$1" --timeout 10 "$url"
+    else
+      BENCH_SIDS=$sid taskset -c 1 wrk -t1 -c50 -s "$HERE/lib/call.lua" -d"$1s" --timeout 10s "$url"
+    fi
+  }
+  load 2 >/dev/null
   callgrind_control -z "$SERVER" >/dev/null 2>&1
-  BENCH_SIDS=$sid taskset -c 1 wrk "${load[@]}" -d"${SECS}s" --timeout 10s "$url" >"$WORK/$name.wrk"
+  load "$SECS" >"$WORK/$name.wrk"
   callgrind_control -d "$SERVER" >/dev/null 2>&1
   kill "$SERVER"
   wait "$SERVER" 2>/dev/null || true

@@ -1,7 +1,8 @@
 -- The result line every wrk script of the bench prints from done(): one line
 -- "BENCHJSON {...}" with wrk's counts, socket errors, latency percentiles (microseconds), the
 -- script's own per-thread counters summed over threads, and the first bad response seen.
--- Loaded with dofile by call.lua and churn.lua (wrk has no module path of its own).
+-- Loaded with dofile by call.lua (wrk has no module path of its own). bench/peers/churn, the
+-- session-churn generator, prints the same line.
 
 local M = {}
 

@@ -50,7 +50,11 @@ CALL_TESTS = [  # name, sessions, wrk threads, connections
     ("1s_c50", 1, 1, 50),
     ("100s_c50", 100, 1, 50),
 ]
-CHURN_CONNS = 4
+# Session churn: 4 connections as in the anchors (one lifecycle in flight per connection, bound by
+# round trips), and 50 as in the call tests (enough lifecycles in flight to keep the server's core
+# busy: its capacity).
+CHURN_CONNS = (4, 50)
+CHURN = os.path.join(BENCH, "peers/target/release/churn")
 
 WORK = None
 PROCS = []  # (name, Popen) still running
@@ -312,8 +316,24 @@ def call_ipis(cpu):
 def run_wrk(port, script, threads, conns, duration, env, pids, timeout_s="5s"):
     """One measured wrk run. `pids`: {role: pid} whose CPU is measured (role 'server' first)."""
     url = f"http://{HOST}:{port}{PATH}"
-    cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration:g}s",
+    cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration:g}s",
            "--timeout", timeout_s, "--latency", "-s", script, url]
+    return run_load(cmd, duration, env, pids)
+
+
+def run_churn(port, conns, duration, pids, timeout_s=5):
+    """One measured run of the churn generator (bench/peers/churn): whole session lifecycles over
+    `conns` connections, all on one thread of the load core."""
+    cmd = [CHURN, "--conns", str(conns), "--duration", f"{duration:g}", "--timeout", f"{timeout_s:g}",
+           f"http://{HOST}:{port}{PATH}"]
+    return run_load(cmd, duration, {}, pids)
+
+
+def run_load(cmd, duration, env, pids):
+    """Runs one load generator on the load core and measures around it. The generator prints one
+    line "BENCHJSON {...}" (bench/lib/benchjson.lua's fields); it is kept under the key "wrk",
+    whichever generator wrote it. `pids`: {role: pid} whose CPU is measured ('server' first)."""
+    cmd = ["taskset", "-c", LOAD_CPU] + cmd
     full_env = dict(os.environ)
     full_env.update(env)
     perf = perf_start(pids["server"]) if "server" in pids else None
@@ -327,6 +347,8 @@ def run_wrk(port, script, threads, conns, duration, env, pids, timeout_s="5s"):
         out, err, rc = r.stdout, r.stderr, r.returncode
     except subprocess.TimeoutExpired as e:
         out, err, rc = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or ""), "timeout", -1
+    except OSError as e:
+        out, err, rc = "", f"cannot run {cmd[3]}: {e}", -1
     wall = time.monotonic() - t0
     ch1 = children_cpu_s()
     cores1 = core_times()
@@ -337,7 +359,8 @@ def run_wrk(port, script, threads, conns, duration, env, pids, timeout_s="5s"):
            "load_cpu_ipis": ipi1 - ipi0 if ipi0 is not None and ipi1 is not None else None}
     m = re.search(r"^BENCHJSON (.*)$", out, re.M)
     if not m:
-        res.update({"error": f"no wrk result (rc {rc}): {err.strip()[-300:]} {out.strip()[-300:]}", "errors": 1})
+        res.update({"error": f"no result from {os.path.basename(cmd[3])} (rc {rc}): {err.strip()[-300:]} "
+                             f"{out.strip()[-300:]}", "errors": 1})
         return res
     w = json.loads(m.group(1))
     res["wrk"] = w
@@ -410,13 +433,16 @@ def add_counters(r, n, unit):
         r[f"load_ipis_per_{unit}"] = r["load_cpu_ipis"] / n
 
 
-def churn_cell(peer, port, srv, duration, aux=None):
+def churn_cell(peer, port, srv, duration, conns, aux=None):
+    """Session churn over `conns` connections. For the floor (no sessions: every `initialize`
+    gets the same id) the same requests give the pattern's ceiling on this machine."""
     pids = {"server": srv.pid}
     pids.update(aux or {})
-    r = run_wrk(port, os.path.join(HERE, "churn.lua"), CHURN_CONNS, CHURN_CONNS, duration,
-                {"BENCH_PATH": PATH}, pids)
-    r.update({"kind": "churn", "peer": peer, "test": f"churn_c{CHURN_CONNS}", "conns": CHURN_CONNS,
+    r = run_churn(port, conns, duration, pids)
+    r.update({"kind": "churn", "peer": peer, "test": f"churn_c{conns}", "conns": conns,
               "rss_kb": proc_rss_kb(srv.pid)})
+    if peer == "floor":
+        r["ceiling"] = True
     if "wrk" in r:
         s = r["wrk"]["sessions"]
         r["sessions_per_s"] = s / r["duration_s"] if r["duration_s"] else 0.0
@@ -430,29 +456,6 @@ def churn_cell(peer, port, srv, duration, aux=None):
         if s == 0:
             r["errors"] = r.get("errors", 0) + 1
             r["error"] = "no session lifecycle completed"
-    if srv.poll() is not None:
-        r["errors"] = r.get("errors", 0) + 1
-        r["error"] = f"server exited ({srv.returncode})"
-    return r
-
-
-def ceiling_cell(peer, port, srv, sid, duration):
-    """The churn pattern's ceiling on this machine: a server without sessions (the floor) answering
-    the same four round trips per "lifecycle" over the same CHURN_CONNS connections, one request
-    at a time on each. No server can complete lifecycles faster than this rate over this pattern;
-    with 4 connections it is bound by round trips (wake-ups across the two cores), not by a core."""
-    pids = {"server": srv.pid}
-    r = run_wrk(port, os.path.join(HERE, "call.lua"), CHURN_CONNS, CHURN_CONNS, duration,
-                {"BENCH_SIDS": sid, "BENCH_PATH": PATH}, pids)
-    r.update({"kind": "churn", "peer": peer, "ceiling": True, "test": f"churn_c{CHURN_CONNS}",
-              "conns": CHURN_CONNS, "rss_kb": proc_rss_kb(srv.pid)})
-    if "wrk" in r:
-        n = r["wrk"]["requests"]
-        r["http_req_per_s"] = r["req_per_s"]
-        r["sessions_per_s"] = r["req_per_s"] / 4
-        c = r["cpu_s"].get("server")
-        r["cpu_us_per_session"] = c * 1e6 / (n / 4) if n and c is not None else None
-        add_counters(r, n / 4, "session")
     if srv.poll() is not None:
         r["errors"] = r.get("errors", 0) + 1
         r["error"] = f"server exited ({srv.returncode})"
@@ -546,20 +549,23 @@ def slot(peers, name, rnd, cfg, results):
                     results.append({"kind": "churn", "peer": "mcpd-redis", "round": rnd, "errors": 1,
                                     "error": "registry not synced: " + tail("mcpd")})
                     return
-                warm = run_wrk(port, os.path.join(HERE, "churn.lua"), CHURN_CONNS, CHURN_CONNS, 1, {}, {})
-                redis_cmd(rport, "CONFIG", "RESETSTAT")
-                r = churn_cell("mcpd-redis", port, srv, duration, aux={"redis": rp.pid})
-                r["round"] = rnd
-                # What the cell cost Redis, by command: the report derives how many of the
-                # lifecycles reached Redis (SETs per completed lifecycle).
-                r["redis_commands"] = redis_commandstats(rport)
-                r["warmup_errors"] = warm.get("errors")
-                results.append(r)
-                try:
-                    r["healthz_registry"] = http_json(f"http://{HOST}:{port}/healthz").get("registry")
-                except Exception as e:  # noqa: BLE001
-                    r["healthz_registry"] = str(e)
-                log(f"  mcpd-redis churn: {fmt_cell(r)}")
+                warm = run_churn(port, CHURN_CONNS[0], 1, {})
+                for conns in CHURN_CONNS:
+                    redis_cmd(rport, "CONFIG", "RESETSTAT")
+                    r = churn_cell("mcpd-redis", port, srv, duration, conns, aux={"redis": rp.pid})
+                    r["round"] = rnd
+                    # What the cell cost Redis, by command: the report derives how many of the
+                    # lifecycles reached Redis (SETs per completed lifecycle).
+                    r["redis_commands"] = redis_commandstats(rport)
+                    r["warmup_errors"] = warm.get("errors")
+                    results.append(r)
+                    try:
+                        r["healthz_registry"] = http_json(f"http://{HOST}:{port}/healthz").get("registry")
+                    except Exception as e:  # noqa: BLE001
+                        r["healthz_registry"] = str(e)
+                    log(f"  mcpd-redis churn c{conns}: {fmt_cell(r)}")
+                    if srv.poll() is not None:
+                        return
             finally:
                 stop(srv)
         finally:
@@ -588,13 +594,13 @@ def slot(peers, name, rnd, cfg, results):
                 log(f"  {name} {variant} {test[0]}: {fmt_cell(r)}")
                 if srv.poll() is not None:
                     return
-        if peer.sessions:
-            r = churn_cell(name, port, srv, duration)
-        else:
-            r = ceiling_cell(name, port, srv, one[0], duration)
-        r["round"] = rnd
-        results.append(r)
-        log(f"  {name} churn{' ceiling' if r.get('ceiling') else ''}: {fmt_cell(r)}")
+        for conns in CHURN_CONNS:
+            r = churn_cell(name, port, srv, duration, conns)
+            r["round"] = rnd
+            results.append(r)
+            log(f"  {name} churn c{conns}{' (ceiling)' if r.get('ceiling') else ''}: {fmt_cell(r)}")
+            if srv.poll() is not None:
+                return
     finally:
         stop(srv)
 

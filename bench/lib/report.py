@@ -88,8 +88,14 @@ class Data:
         return [c for c in self.cells if c.get("kind") == "call" and c.get("peer") == peer
                 and c.get("variant") == variant and c.get("test") == test]
 
-    def churn(self, peer):
-        return [c for c in self.cells if c.get("kind") == "churn" and c.get("peer") == peer]
+    def churn(self, peer, conns=None):
+        """Churn cells of `peer`, of one connection count when `conns` is given."""
+        return [c for c in self.cells if c.get("kind") == "churn" and c.get("peer") == peer
+                and (conns is None or c.get("conns") == conns)]
+
+    def churn_conns(self):
+        """The connection counts the churn cells of this run used, in order."""
+        return sorted({c.get("conns") for c in self.cells if c.get("kind") == "churn" and c.get("conns")})
 
     def ok(self, cs):
         """Values only from cells without errors: a failed cell is reported, never averaged."""
@@ -180,7 +186,7 @@ def ratio_table(D):
     return "\n".join(lines)
 
 
-def churn_table(D):
+def churn_table(D, conns):
     lines = ["| server | sessions/s | HTTP requests/s | server CPU µs per session | Redis CPU µs per session | p50 / p99 ms per request |",
              "|---|---|---|---|---|---|"]
     for p in CHURN_ROWS:
@@ -188,67 +194,72 @@ def churn_table(D):
         if D.status(base) != "ok":
             lines.append(f"| {LABEL[p]} | {D.status(base)} | | | | |")
             continue
-        cs = D.churn(p)
+        cs = D.churn(p, conns)
         if not cs:
-            continue
-        if p == "floor":
-            ok = D.ok(cs)
-            bad = len(cs) - len(ok)
-            s = cell_mr([c.get("sessions_per_s") for c in ok]) + (f" **FAILED ×{bad}**" if bad else "")
-            p50, p99 = med([c.get("p50_ms") for c in ok]), med([c.get("p99_ms") for c in ok])
-            lines.append(f"| ceiling: the bare hyper floor, 4 requests per lifecycle (no sessions) | {s} | "
-                         f"{cell_mr([c.get('http_req_per_s') for c in ok])} | "
-                         f"{cell_mr([c.get('cpu_us_per_session') for c in ok])} per 4 requests | — | "
-                         f"{num(p50, 2)} / {num(p99, 2)} |")
             continue
         ok = D.ok(cs)
         bad = len(cs) - len(ok)
-        s = cell_mr([c.get("sessions_per_s") for c in ok])
-        if bad:
-            s += f" **FAILED ×{bad}**"
-        redis = cell_mr([c.get("redis_cpu_us_per_session") for c in ok]) if p == "mcpd-redis" else "—"
+        s = cell_mr([c.get("sessions_per_s") for c in ok]) + (f" **FAILED ×{bad}**" if bad else "")
         p50, p99 = med([c.get("p50_ms") for c in ok]), med([c.get("p99_ms") for c in ok])
-        lines.append(f"| {LABEL[p]} | {s} | {cell_mr([c.get('http_req_per_s') for c in ok])} | "
-                     f"{cell_mr([c.get('cpu_us_per_session') for c in ok])} | {redis} | "
+        cpu = cell_mr([c.get("cpu_us_per_session") for c in ok])
+        if p == "floor":
+            label, cpu, redis = "ceiling: the bare hyper floor, same requests (no sessions)", cpu + " per 4 requests", "—"
+        else:
+            label = LABEL[p]
+            redis = cell_mr([c.get("redis_cpu_us_per_session") for c in ok]) if p == "mcpd-redis" else "—"
+        lines.append(f"| {label} | {s} | {cell_mr([c.get('http_req_per_s') for c in ok])} | {cpu} | {redis} | "
                      f"{num(p50, 2)} / {num(p99, 2)} |")
     return "\n".join(lines)
 
 
-def churn_ceiling(D):
-    """What the floor's row says about the churn figures: the pattern's ceiling on this machine."""
-    fl = med([c.get("sessions_per_s") for c in D.ok(D.churn("floor"))])
-    mc = med([c.get("sessions_per_s") for c in D.ok(D.churn("mcpd"))])
+def churn_ceiling(D, conns):
+    """What the floor's row says about one connection count's churn figures."""
+    fl = med([c.get("sessions_per_s") for c in D.ok(D.churn("floor", conns))])
+    mc = med([c.get("sessions_per_s") for c in D.ok(D.churn("mcpd", conns))])
     if fl is None or mc is None:
-        return "The ceiling row (the floor over the same pattern) was not measured in this run."
-    busy = lambda core: med([(c.get("core_busy_pct") or {}).get(core) for c in D.ok(D.churn("floor"))])
-    fcpu = med([c.get("cpu_us_per_session") for c in D.ok(D.churn("floor"))])
-    mcpu = med([c.get("cpu_us_per_session") for c in D.ok(D.churn("mcpd"))])
-    cpu = (f" In server CPU, the comparable figure, an mcpd lifecycle cost {mcpu / fcpu:.2f}× the floor's four "
-           f"requests." if fcpu and mcpu else "")
-    by_round = {c.get("round"): c.get("sessions_per_s") for c in D.ok(D.churn("floor"))}
-    rounds = [100 * c["sessions_per_s"] / by_round[c.get("round")] for c in D.ok(D.churn("mcpd"))
+        return "The ceiling row (the floor over the same requests) was not measured in this run."
+    def busy(peer, core):
+        return med([(c.get("core_busy_pct") or {}).get(core) for c in D.ok(D.churn(peer, conns))])
+    fcpu = med([c.get("cpu_us_per_session") for c in D.ok(D.churn("floor", conns))])
+    mcpu = med([c.get("cpu_us_per_session") for c in D.ok(D.churn("mcpd", conns))])
+    cpu = (f" In server CPU, an mcpd lifecycle cost {mcpu / fcpu:.2f}× the floor's four requests."
+           if fcpu and mcpu else "")
+    by_round = {c.get("round"): c.get("sessions_per_s") for c in D.ok(D.churn("floor", conns))}
+    rounds = [100 * c["sessions_per_s"] / by_round[c.get("round")] for c in D.ok(D.churn("mcpd", conns))
               if by_round.get(c.get("round")) and c.get("sessions_per_s")]
     per_round = (f" (round by round: {', '.join(f'{r:.0f} %' for r in rounds)})" if len(rounds) > 1 else "")
-    return (f"The ceiling row is the bare hyper floor answering the same pattern: four requests per "
-            f"\"lifecycle\", one at a time on each of the same 4 connections (`call.lua`, wrk -t4 -c4). Over "
-            f"this pattern the floor managed about {num(fl)}/s here: with one request in flight per connection "
-            f"the pattern is bound by round trips and by the load generator (its core was "
-            f"{num(busy('cpu1'), 0)} % busy, the floor's {num(busy('cpu0'), 0)} %), so no server can be expected "
-            f"to go much past it. mcpd's median was {100 * mc / fl:.0f} % of the floor's{per_round}.{cpu}")
+    return (f"Over {conns} connections the floor managed {num(fl)}/s with core 0 {num(busy('floor', 'cpu0'), 0)} % "
+            f"busy and the generator's core {num(busy('floor', 'cpu1'), 0)} %; mcpd managed {100 * mc / fl:.0f} % of "
+            f"that{per_round}, with core 0 {num(busy('mcpd', 'cpu0'), 0)} % busy.{cpu}")
 
 
 def churn_written(D):
     """How many churned sessions reached Redis: the rest were coalesced away in the writer's queue."""
     # Records written (SETs; the few heartbeats are noise) per completed lifecycle.
-    shares = [c["redis_commands"].get("set", 0) / c["wrk"]["sessions"] for c in D.ok(D.churn("mcpd-redis"))
-              if c.get("redis_commands") and (c.get("wrk") or {}).get("sessions")]
-    if not shares:
+    parts = []
+    for conns in D.churn_conns():
+        shares = [c["redis_commands"].get("set", 0) / c["wrk"]["sessions"]
+                  for c in D.ok(D.churn("mcpd-redis", conns))
+                  if c.get("redis_commands") and (c.get("wrk") or {}).get("sessions")]
+        if shares:
+            parts.append(f"{cell_mr([100 * x for x in shares], 0)} % over {conns} connections")
+    if not parts:
         return "Records written to Redis per lifecycle: not measured in this run."
-    return (f"With the registry on, {cell_mr([100 * x for x in shares], 0)} % of the lifecycles reached Redis "
+    return (f"With the registry on, {' and '.join(parts)} of the lifecycles reached Redis "
             "(records written, from Redis's `INFO commandstats`, per completed lifecycle). The writer sends at "
             "most one batch per millisecond; a session opened and deleted within that window is coalesced away "
-            "in its queue and never written, which is what most of these 4-request lifecycles are. A session "
-            "that lives longer costs one `SET` plus its share of one `SADD`, `SREM` and `DEL` per batch.")
+            "in its queue and never written. So the share grows with how long a lifecycle's four round trips "
+            "take: over 4 connections most end within the window; over 50, where each request waits behind the "
+            "other connections' (see p50 above), most outlive it. A session that is written costs one `SET` plus "
+            "its share of one `SADD`, `SREM` and `DEL` per batch.")
+
+
+def churn_sections(D):
+    """One table per connection count, each followed by what its ceiling row says."""
+    out = []
+    for conns in D.churn_conns():
+        out += [f"### {conns} connections", "", churn_table(D, conns), "", churn_ceiling(D, conns), ""]
+    return "\n".join(out) if out else "Not run."
 
 
 def memory_tables(D):
@@ -456,12 +467,21 @@ def targets(D):
     p99s = [D.m("mcpd", "json", t, "p99_ms") for t in ("1s_c50", "100s_c50")]
     add("p99 ≤ 2 ms at 50 connections", " / ".join(f"{num(p, 2)} ms" for p in p99s),
         None if None in p99s else max(p99s) <= 2.0)
-    ch = med([c.get("sessions_per_s") for c in D.ok(D.churn("mcpd"))])
-    chr_ = med([c.get("sessions_per_s") for c in D.ok(D.churn("mcpd-redis"))])
-    flc = med([c.get("sessions_per_s") for c in D.ok(D.churn("floor"))])
-    ceiling = f" (the pattern's ceiling here, the floor's 4 requests: {num(flc)}/s)" if flc else ""
-    add("≥ 15,000 full session lifecycles/s (registry off / on)", f"{num(ch)} / {num(chr_)}{ceiling}",
-        None if ch is None else (ch >= 15000 and (chr_ is None or chr_ >= 15000)))
+    # The capacity figure is the cell with the most connections: enough lifecycles in flight to
+    # keep the server's core busy. The fewer-connection cells are bound by round trips.
+    cc = D.churn_conns()
+    if cc:
+        top = cc[-1]
+        ch = med([c.get("sessions_per_s") for c in D.ok(D.churn("mcpd", top))])
+        chr_ = med([c.get("sessions_per_s") for c in D.ok(D.churn("mcpd-redis", top))])
+        flc = med([c.get("sessions_per_s") for c in D.ok(D.churn("floor", top))])
+        ceiling = f"; the floor over the same requests: {num(flc)}/s" if flc else ""
+        others = "".join(
+            f"; over {n} connections {num(med([c.get('sessions_per_s') for c in D.ok(D.churn('mcpd', n))]))} / "
+            f"{num(med([c.get('sessions_per_s') for c in D.ok(D.churn('mcpd-redis', n))]))}" for n in cc[:-1])
+        add(f"≥ 15,000 full session lifecycles/s (registry off / on; {top} connections)",
+            f"{num(ch)} / {num(chr_)}{ceiling}{others}",
+            None if ch is None else (ch >= 15000 and (chr_ is None or chr_ >= 15000)))
     mem = {m["peer"]: m for m in (D.d.get("memory") or []) if not m.get("skipped") and not m.get("conn_only")}
     mm = mem.get("mcpd")
     if mm:
@@ -830,14 +850,19 @@ def document(D, results_rel, svg_rel):
         "",
         "## Session churn",
         "",
-        f"`initialize` → `notifications/initialized` → `tools/call echo` → `DELETE`, repeated, over 4 "
-        "connections (wrk -t4 -c4, one connection per thread so each walks its own session); a lifecycle counts "
-        "only when every step was answered correctly. For mcpd also with the Redis registry on (a private "
-        "`redis-server` pinned to core 0 with mcpd; its CPU is reported separately).",
+        "`initialize` → `notifications/initialized` → `tools/call echo` → `DELETE`, repeated on every "
+        "connection, one request at a time; a lifecycle counts only when every step was answered correctly "
+        "(2xx; a session id and `protocolVersion` from `initialize`; `Echo: hello` from the call). For mcpd "
+        "also with the Redis registry on (a private `redis-server` pinned to core 0 with mcpd; its CPU is "
+        "reported separately). The load comes from `bench/peers/churn`, a generator that runs every connection "
+        "on one thread of core 1: wrk ties its Lua state to a thread, so churning with it needs a thread per "
+        "connection, and those threads taking turns on one core limited the cell before the server did. "
+        "4 connections is the anchors' pattern: one lifecycle in flight per connection, bound by round trips. "
+        "50 connections keep the server's core busy: its capacity. The ceiling row is the bare hyper floor "
+        "answering the same requests (its `initialize` returns a fixed id); no server does less work per "
+        "lifecycle.",
         "",
-        churn_table(D),
-        "",
-        churn_ceiling(D),
+        churn_sections(D),
         "",
         churn_written(D),
         "",
@@ -889,13 +914,13 @@ def document(D, results_rel, svg_rel):
         "the peers (`bench/peers/build.sh`: the hyper floor and the rmcp server are a separate Cargo workspace, the "
         "TS server is `npm ci` from a lock file), installs `wrk` from Debian if missing, runs everything and writes "
         "this file, the chart and the raw JSON.",
-        "- Every server is started fresh for its turn, pinned to core 0 (`taskset -c 0`); wrk (with a Lua script) "
-        "and the driver run on core 1. Everything is on 127.0.0.1. Every process is stopped by its PID.",
+        "- Every server is started fresh for its turn, pinned to core 0 (`taskset -c 0`); the load generator (wrk "
+        "with a Lua script for tool calls, `bench/peers/churn` for churn) and the driver run on core 1. Everything is on 127.0.0.1. Every process is stopped by its PID.",
         f"- Rounds are interleaved: in each round every server takes its turn (floor, mcpd, mcpd + Redis, rmcp with "
         f"TCP_NODELAY, rmcp as shipped, TS SDK), {cfg['rounds']} round(s), each cell {cfg['duration']:g} s after a "
         "2 s unmeasured warm-up per server. Tables give the median over rounds and the (min–max).",
         "- Server CPU per call = (utime + stime of the server process from `/proc/PID/stat`, read right before and "
-        "after the wrk run) ÷ completed calls. It includes the kernel's TCP work done on the server's behalf. "
+        "after the load generator's run) ÷ completed calls (churn: ÷ completed lifecycles). It includes the kernel's TCP work done on the server's behalf. "
         "Core busy % comes from `/proc/stat`; \"other\" CPU is what neither the server, wrk nor Redis/Traefik used "
         "(other processes on the machine): cells with more than 10 % of a core of it are listed under Noise.",
         "- Instructions and cycles per call: `perf stat -x, -e instructions:u,instructions:k,cycles:u,cycles:k -p "
@@ -906,8 +931,12 @@ def document(D, results_rel, svg_rel):
         "(5 s). A cell with any error is reported FAILED and left out of the medians.",
         "- JSON-RPC ids are distinct among requests in flight (a pool of pre-formatted requests per wrk thread), "
         "so servers that route replies by id within a session are not confused.",
+        "- Session churn is driven by `bench/peers/churn` (built with the peers; Rust, tokio's current-thread "
+        "runtime, httparse), not wrk: every connection is a task walking its own lifecycles, every response "
+        "is checked as above (content-length and chunked bodies, JSON and SSE), and it prints the same result "
+        "line as the wrk scripts.",
         "- Protocol version 2025-06-18 for every server. The floor has no sessions (its initialize returns a "
-        "fixed id), so it takes part in the tool-call cells only.",
+        "fixed id); in the churn tables it is the ceiling row.",
         "",
         "## Machine",
         "",

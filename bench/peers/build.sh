@@ -4,7 +4,7 @@
 #
 #   bash bench/peers/build.sh
 #
-# floor + rmcp-echo: a standalone Cargo workspace (own Cargo.lock, own target/), so mcpd's own
+# floor + rmcp-echo + churn (the churn load generator): a standalone Cargo workspace (own Cargo.lock, own target/), so mcpd's own
 # build never resolves rmcp/axum. ts: npm ci from the pinned package-lock.json; run it with
 # Node 22 (tests/prereqs.sh installs one and writes $MCPT_NODE22 into its env.sh).
 set -euo pipefail
@@ -13,7 +13,7 @@ die() { echo "peers/build: ERROR: $*" >&2; exit 1; }
 
 command -v cargo >/dev/null 2>&1 || die "cargo not found"
 cargo build --release --locked --manifest-path "$HERE/Cargo.toml" \
-  || die "cargo build of floor/rmcp-echo failed"
+  || die "cargo build of floor/rmcp-echo/churn failed"
 
 # Like tests/prereqs.sh: the system npm only installs; the server runs on Node 22.
 # npm ci wipes node_modules first, so skip it when the stamp says this exact lock is installed.
@@ -40,3 +40,4 @@ case "$NODE_VER" in v2[2-9].*|v[3-9][0-9].*) ;; *) echo "peers/build: WARNING: n
 echo "floor:     PORT=N [RT=ct|mt WORKERS=1] $HERE/target/release/floor"
 echo "rmcp-echo: PORT=N [NODELAY=0|1 JSON=0|1 RT=mt|ct WORKERS=n] $HERE/target/release/rmcp-echo"
 echo "ts:        PORT=N $NODE $TS/server.mjs   # node $NODE_VER"
+echo "churn:     $HERE/target/release/churn [--conns N] [--duration S] http://127.0.0.1:PORT/mcp"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test for the peer servers: each one is started on a free port and driven through one
 # session lifecycle with curl (initialize -> notifications/initialized -> tools/call echo ->
-# DELETE), then stopped by its PID. Run bench/peers/build.sh first.
+# DELETE) and one second of the churn generator, then stopped by its PID. Last, the churn
+# generator's checks are checked against a stand-in server. Run bench/peers/build.sh first.
 #
 #   bash bench/peers/smoke.sh            # floor (ct, mt), rmcp-echo (NODELAY=0, 1; JSON=1), ts
 #
@@ -50,6 +51,24 @@ req() {
   curl -sS -m 5 -X "$method" "${h[@]}" "${d[@]}" -D "$TMP/hdr" -o "$TMP/body" -w '%{http_code}' "$url" || true
 }
 
+# churn_check URL good|bad: one second of the churn generator over 2 connections. good: some
+# lifecycles complete and no error is counted; bad: every call's body is refused (bad_body > 0)
+# and no lifecycle completes.
+churn_check() {
+  local url="$1" want="$2" line verdict
+  line="$("$BIN/churn" --conns 2 --duration 1 --timeout 2 "$url" | sed -n 's/^BENCHJSON //p')"
+  verdict="$(python3 -c '
+import json, sys
+d = json.loads(sys.argv[1] or "{}"); want = sys.argv[2]
+errs = sum(d.get(k, 0) for k in ("bad_status", "bad_body", "no_sid", "err_connect", "err_read", "err_write", "err_timeout"))
+n = d.get("sessions", 0)
+ok = (n > 0 and errs == 0) if want == "good" else (n == 0 and d.get("bad_body", 0) > 0)
+print(("ok  " if ok else "FAIL"), f"churn generator ({want}): {n} lifecycles, {errs} errors", d.get("first_bad", "")[:120].replace("\n", " "))
+' "$line" "$want")"
+  echo "  $verdict"
+  [[ "$verdict" == ok* ]] || FAILED=1
+}
+
 # smoke LABEL ENV... -- CMD...
 smoke() {
   local label="$1"; shift
@@ -71,6 +90,7 @@ smoke() {
   st="$(req POST "$url" "$INITED" "$sid")"; check notifications/initialized 202 "$st"
   st="$(req POST "$url" "$CALL" "$sid")"; check "tools/call echo" 200 "$st" 'Echo: hello'
   st="$(req DELETE "$url" "" "$sid")"; check DELETE '200|202|204' "$st"
+  churn_check "$url" good
   kill "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; SRV_PID=""
   sed 's/^/  log: /' "$TMP/log" | head -3
 }
@@ -81,5 +101,16 @@ smoke "rmcp-echo NODELAY=0"    NODELAY=0 -- "$BIN/rmcp-echo"
 smoke "rmcp-echo NODELAY=1"    NODELAY=1 -- "$BIN/rmcp-echo"
 smoke "rmcp-echo NODELAY=1 JSON=1" NODELAY=1 JSON=1 -- "$BIN/rmcp-echo"
 smoke "ts (node $("$NODE" --version))" -- "$NODE" "$HERE/ts/server.mjs"
+
+# The churn generator's own checks, against a stand-in that splits every SSE body over two chunks.
+for want in good bad; do
+  port="$(free_port)"
+  echo "== churn generator against a stand-in ($want answers, port $port)"
+  python3 "$HERE/churn/check_server.py" "$port" "$( [ $want = good ] && echo GOOD || echo BAD )" &
+  SRV_PID=$!
+  for _ in $(seq 100); do curl -s -o /dev/null -m 1 "http://127.0.0.1:$port/" && break; sleep 0.05; done
+  churn_check "http://127.0.0.1:$port/mcp" "$want"
+  kill "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; SRV_PID=""
+done
 
 if [ "$FAILED" = 0 ]; then echo "peers smoke: all passed"; else echo "peers smoke: FAILED"; exit 1; fi
