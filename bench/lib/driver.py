@@ -228,6 +228,8 @@ def make_peers():
     node = os.environ.get("MCPT_NODE22") or shutil.which("node") or ""
     ts = os.path.join(BENCH, "peers/ts/server.mjs")
     ts_mods = os.path.join(BENCH, "peers/ts/node_modules/@modelcontextprotocol/sdk")
+    py_exe = os.environ.get("MCPT_VENV_PY") or ""
+    py = os.path.join(BENCH, "peers/py/server.py")
 
     def missing(*paths):
         for p in paths:
@@ -243,6 +245,7 @@ def make_peers():
         Peer("rmcp", "rmcp as its example ships (no TCP_NODELAY)", lambda port: [rmcp], env={"NODELAY": "0"},
              missing=missing(rmcp)),
         Peer("ts", "TypeScript SDK", lambda port: [node, ts], missing=missing(node, ts, ts_mods)),
+        Peer("py", "Python SDK", lambda port: [py_exe, py], missing=missing(py_exe, py)),
     ]
     return {p.name: p for p in peers}
 
@@ -637,7 +640,7 @@ def settle_rss(pid, secs):
 
 def memory_section(peers, cfg, only=None):
     out = []
-    for name in ("mcpd", "rmcp-nd", "ts"):
+    for name in ("mcpd", "rmcp-nd", "ts", "py"):
         if only and name not in only:
             continue
         peer = peers.get(name)
@@ -723,7 +726,7 @@ def memory_section(peers, cfg, only=None):
             stop(srv)
         out.append(rec)
     # C: what one idle keep-alive connection costs (the transport under every GET stream)
-    for name in ("floor", "mcpd", "rmcp-nd", "ts"):
+    for name in ("floor", "mcpd", "rmcp-nd", "ts", "py"):
         peer = peers.get(name)
         if peer is None or peer.missing or (only and name not in only):
             continue
@@ -915,6 +918,14 @@ def npm_version(pkg):
         return None
 
 
+def py_dist_version(dist):
+    """The version of a distribution installed in the test deps' venv (the Python peer's)."""
+    exe = os.environ.get("MCPT_VENV_PY")
+    if not exe or not os.path.exists(exe):
+        return None
+    return sh([exe, "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"]) or None
+
+
 def machine():
     model = ""
     with open("/proc/cpuinfo") as f:
@@ -942,6 +953,7 @@ def machine():
             "rmcp": lock_version(peers_lock, "rmcp"), "axum (rmcp peer)": lock_version(peers_lock, "axum"),
             "hyper (peers)": lock_version(peers_lock, "hyper"), "tokio (peers)": lock_version(peers_lock, "tokio"),
             "@modelcontextprotocol/sdk": npm_version("@modelcontextprotocol/sdk"),
+            "mcp (Python SDK)": py_dist_version("mcp"), "uvicorn (Python peer)": py_dist_version("uvicorn"),
             "express": npm_version("express"),
             "node": sh([node, "--version"]) if node else None,
             "wrk": sh(["dpkg-query", "-W", "-f", "${Version}", "wrk"]),
@@ -977,7 +989,10 @@ def main():
         "sse": True,
         "settle_s": 2.0 if quick else 3.0,
         "mem_levels": {"default": [10000] if quick else [10000, 50000],
-                       "mcpd": [10000, 50000] if quick else [10000, 50000, 100000]},
+                       "mcpd": [10000, 50000] if quick else [10000, 50000, 100000],
+                       # The Python SDK opens sessions slowly and large: 10,000 is enough to read
+                       # its cost per session, and keeps the run's length.
+                       "py": [10000]},
         "mem_open_budget_s": 120 if quick else 240,
         "stream_sessions": 5000 if quick else 10000,
         "fanout_streams": a.fanout_streams or (2000 if quick else 18000),
@@ -985,7 +1000,7 @@ def main():
     }
     WORK = tempfile.mkdtemp(prefix="mcpd-bench.")
     peers = make_peers()
-    order = ["floor", "mcpd", "mcpd-redis", "rmcp-nd", "rmcp", "ts"]
+    order = ["floor", "mcpd", "mcpd-redis", "rmcp-nd", "rmcp", "ts", "py"]
     if a.peers:
         keep = set(a.peers.split(","))
         order = [o for o in order if o in keep]

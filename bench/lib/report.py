@@ -17,8 +17,8 @@ CALL_TESTS = ["1s_c1", "1s_c10", "1s_c50", "100s_c50"]
 TEST_LABEL = {"1s_c1": "1 session × 1 conn", "1s_c10": "1 session × 10 conns",
               "1s_c50": "1 session × 50 conns", "100s_c50": "100 sessions × 50 conns"}
 ROWS = [("floor", "json"), ("mcpd", "json"), ("mcpd", "sse"), ("rmcp-nd", "json"), ("rmcp", "json"),
-        ("ts", "json")]
-CHURN_ROWS = ["floor", "mcpd", "mcpd-redis", "rmcp-nd", "rmcp", "ts"]
+        ("ts", "json"), ("py", "json")]
+CHURN_ROWS = ["floor", "mcpd", "mcpd-redis", "rmcp-nd", "rmcp", "ts", "py"]
 LABEL = {
     "floor": "bare hyper floor",
     "mcpd": "**mcpd**",
@@ -27,6 +27,7 @@ LABEL = {
     "rmcp-nd": "rmcp 3.9 + TCP_NODELAY",
     "rmcp": "rmcp 3.9 as its example ships (no TCP_NODELAY)",
     "ts": "TypeScript SDK",
+    "py": "Python SDK",
 }
 
 
@@ -170,7 +171,7 @@ def busy_table(D):
 
 
 def ratio_table(D):
-    peers = [p for p in ("floor", "rmcp-nd", "rmcp", "ts") if D.status(p) == "ok"]
+    peers = [p for p in ("floor", "rmcp-nd", "rmcp", "ts", "py") if D.status(p) == "ok"]
     lines = ["| mcpd against | " + " | ".join(TEST_LABEL[t] for t in CALL_TESTS) + " |",
              "|---|" + "---|" * len(CALL_TESTS)]
     for p in peers:
@@ -549,7 +550,8 @@ def machine_table(D):
 # ----------------------------------------------------------------------------- chart
 
 SHORT = {"floor": "bare hyper floor", "mcpd": "mcpd", "mcpd-sse": "mcpd, SSE reply",
-         "rmcp-nd": "rmcp + TCP_NODELAY", "rmcp": "rmcp as shipped (no NODELAY)", "ts": "TypeScript SDK"}
+         "rmcp-nd": "rmcp + TCP_NODELAY", "rmcp": "rmcp as shipped (no NODELAY)", "ts": "TypeScript SDK",
+         "py": "Python SDK"}
 
 
 def sig3(v):
@@ -846,7 +848,7 @@ def document(D, results_rel, svg_rel):
         "(mcpd answers JSON unless a tool sends something before its result, so `echo` cannot be made to answer SSE). "
         "Its 0 ms sleep still waits for tokio's 1 ms timer tick, so its latency and 1-connection throughput measure "
         "the timer, not the framing; its CPU per call is the comparable number (two SSE events instead of one "
-        "JSON body). rmcp and the TS SDK always answer SSE.",
+        "JSON body). rmcp and the TS and Python SDKs always answer SSE.",
         "",
         "## Session churn",
         "",
@@ -912,12 +914,13 @@ def document(D, results_rel, svg_rel):
         "",
         "- One command, `bash bench/run.sh` (`--quick` for a short smoke run), builds mcpd (`cargo build --release`), "
         "the peers (`bench/peers/build.sh`: the hyper floor and the rmcp server are a separate Cargo workspace, the "
-        "TS server is `npm ci` from a lock file), installs `wrk` from Debian if missing, runs everything and writes "
+        "TS server is `npm ci` from a lock file; the Python server, `bench/peers/py/server.py`, runs in the test "
+        "prerequisites' venv with its pinned `mcp`), installs `wrk` from Debian if missing, runs everything and writes "
         "this file, the chart and the raw JSON.",
         "- Every server is started fresh for its turn, pinned to core 0 (`taskset -c 0`); the load generator (wrk "
         "with a Lua script for tool calls, `bench/peers/churn` for churn) and the driver run on core 1. Everything is on 127.0.0.1. Every process is stopped by its PID.",
         f"- Rounds are interleaved: in each round every server takes its turn (floor, mcpd, mcpd + Redis, rmcp with "
-        f"TCP_NODELAY, rmcp as shipped, TS SDK), {cfg['rounds']} round(s), each cell {cfg['duration']:g} s after a "
+        f"TCP_NODELAY, rmcp as shipped, TS SDK, Python SDK), {cfg['rounds']} round(s), each cell {cfg['duration']:g} s after a "
         "2 s unmeasured warm-up per server. Tables give the median over rounds and the (min–max).",
         "- Server CPU per call = (utime + stime of the server process from `/proc/PID/stat`, read right before and "
         "after the load generator's run) ÷ completed calls (churn: ÷ completed lifecycles). It includes the kernel's TCP work done on the server's behalf. "

@@ -4,7 +4,7 @@
 # DELETE) and one second of the churn generator, then stopped by its PID. Last, the churn
 # generator's checks are checked against a stand-in server. Run bench/peers/build.sh first.
 #
-#   bash bench/peers/smoke.sh            # floor (ct, mt), rmcp-echo (NODELAY=0, 1; JSON=1), ts
+#   bash bench/peers/smoke.sh            # floor (ct, mt), rmcp-echo (NODELAY=0, 1; JSON=1), ts, py
 #
 # Replies may be JSON or SSE (rmcp and the TS SDK answer POSTs with text/event-stream); a call
 # passes when its status is right and, for tools/call, the body contains "Echo: hello".
@@ -101,6 +101,14 @@ smoke "rmcp-echo NODELAY=0"    NODELAY=0 -- "$BIN/rmcp-echo"
 smoke "rmcp-echo NODELAY=1"    NODELAY=1 -- "$BIN/rmcp-echo"
 smoke "rmcp-echo NODELAY=1 JSON=1" NODELAY=1 JSON=1 -- "$BIN/rmcp-echo"
 smoke "ts (node $("$NODE" --version))" -- "$NODE" "$HERE/ts/server.mjs"
+PY="${MCPT_VENV_PY:-}"
+# shellcheck source=/dev/null
+if [ -z "$PY" ] && [ -f "$DEPS_ENV" ]; then PY="$(. "$DEPS_ENV" && echo "${MCPT_VENV_PY:-}")"; fi
+if [ -n "$PY" ] && [ -x "$PY" ]; then
+  smoke "py (mcp $("$PY" -c 'import importlib.metadata as m; print(m.version("mcp"))'))" -- "$PY" "$HERE/py/server.py"
+else
+  echo "== py: FAIL: no test-deps venv with the mcp package (run tests/prereqs.sh)"; FAILED=1
+fi
 
 # The churn generator's own checks, against a stand-in that splits every SSE body over two chunks.
 for want in good bad; do
