@@ -559,3 +559,54 @@ async fn sessions_queued_together_are_registered_and_removed_with_one_set_comman
         "keys deleted in one command per batch: {del}"
     );
 }
+
+/// Write-family syscalls (`write`, `writev`) process `pid` has made so far: `syscw` in
+/// /proc/PID/io.
+fn write_syscalls(pid: u32) -> i64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("/proc/PID/io");
+    io.lines()
+        .find_map(|l| l.strip_prefix("syscw:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("syscw in /proc/PID/io")
+}
+
+#[tokio::test]
+async fn a_batch_of_registry_writes_goes_to_redis_in_one_write_not_one_per_command() {
+    let redis = Redis::start();
+    let s = node(&redis, "n1", "");
+    wait_synced(&s).await;
+
+    // 60 sessions opened at once queue up together and go out in a few batches.
+    redis.cmd(&["CONFIG", "RESETSTAT"]);
+    let before = write_syscalls(s.pid());
+    let body = common::initialize("2025-11-25").to_string();
+    let mut opening = tokio::task::JoinSet::new();
+    for _ in 0..60 {
+        let (addr, body) = (s.addr, body.clone());
+        opening.spawn(async move {
+            send(addr, "POST", "/mcp", &common::POST_HEADERS, body)
+                .await
+                .status
+        });
+    }
+    while let Some(status) = opening.join_next().await {
+        assert_eq!(status.expect("initialize task"), 200);
+    }
+    assert!(
+        redis.wait_until(Duration::from_secs(5), |r| r.keys("mcp:session:*").len()
+            == 60),
+        "all 60 sessions registered"
+    );
+    let writes = write_syscalls(s.pid()) - before;
+    let commands = calls(&redis, "set") + calls(&redis, "sadd");
+    assert!(commands >= 60, "a SET per session at least: {commands}");
+    // Each session cost two writes of its own: its HTTP response and its "session created" log
+    // line. The rest are the registry's writes to Redis (and the odd wake-up of the runtime):
+    // written one command at a time, as a fred pipeline does, they are one or more per command.
+    let registry_writes = writes - 2 * 60;
+    assert!(
+        2 * registry_writes < commands,
+        "{registry_writes} writes for {commands} registry commands ({writes} write syscalls in \
+         all): a batch must go to Redis in one write, not one per command"
+    );
+}

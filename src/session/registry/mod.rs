@@ -2,8 +2,8 @@
 //! them. Transport state never goes there; Redis only answers "why is this session not here?".
 //!
 //! The request path never waits on Redis. Creations, closes and TTL refreshes go into a bounded,
-//! coalescing [`queue`] that one writer task ([`writer`]) flushes as a single fred pipeline per
-//! batch. Redis is read only on a local miss, with a short timeout, to classify the miss
+//! coalescing [`queue`] that one writer task ([`writer`]) sends as one batch of commands,
+//! written to Redis together. Redis is read only on a local miss, with a short timeout, to classify the miss
 //! ([`MissClass`]) and log it once. Redis being down never fails a client: operations wait in the
 //! queue, and on every (re)connect the writer resyncs — it rewrites every live session of this
 //! node and removes what this node registered that is no longer live — so Redis converges to the
@@ -83,9 +83,9 @@ pub struct RegistryStatus {
     pub queue: usize,
     /// Operations dropped to stay within the queue's bounds.
     pub dropped: u64,
-    /// Pipelines sent.
+    /// Batches of commands sent (a large batch counts once per chunk).
     pub flushes: u64,
-    /// Failed pipelines and lookups.
+    /// Failed batches and lookups.
     pub errors: u64,
 }
 

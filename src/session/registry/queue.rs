@@ -1,7 +1,7 @@
 //! The registry's write queue: what still has to reach Redis, coalesced and bounded.
 //!
 //! Requests never wait on Redis: they drop an operation here and go on. The writer takes the whole
-//! queue at once and sends it as one pipeline, so N operations that pile up during one round
+//! queue at once and sends it as one batch, so N operations that pile up during one round
 //! trip cost one more round trip, not N.
 //!
 //! Coalescing: a session created and closed before the writer saw it is never written — nor is its

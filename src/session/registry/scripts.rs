@@ -4,7 +4,7 @@
 //! or release a session key while the record still names it. Each check and write runs as one
 //! script, so nothing can change the key between them. Redis caches a script's compiled form by
 //! its hash, and these run off the request path (updates, closes, resyncs, adoptions), so the
-//! script text is simply sent with every `EVAL`; fred pipelines them like any other command.
+//! script text is simply sent with every `EVAL`; fred sends them like any other command.
 //!
 //! Records are JSON; Redis's Lua has `cjson`. A value that does not decode is not ours to
 //! protect, so it is treated like a record of this node.
@@ -82,7 +82,7 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return prev
 ";
 
-/// The `EVAL` command (fred's pipelines have no Lua interface, but run any command).
+/// The `EVAL` command (fred has no Lua interface that runs in a batch, but runs any command).
 pub fn eval() -> CustomCommand {
     CustomCommand::new_static("EVAL", ClusterHash::Offset(2), false)
 }

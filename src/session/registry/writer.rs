@@ -1,16 +1,20 @@
 //! The one task that writes the registry.
 //!
 //! Loop: wait for queued operations, the heartbeat tick or a reconnect; if connected, resync when
-//! needed, then send everything queued as one pipeline (with the heartbeat), no sooner than
-//! [`FLUSH_SPACING`] after the previous one, with set membership and DELETEs as multi-key
-//! commands. A failed pipeline puts its deletions back and asks for a resync, and so does a
+//! needed, then send everything queued as one batch of commands (with the heartbeat), handed to
+//! fred together so that they reach Redis in one write ([`send_together`]), no sooner than
+//! [`FLUSH_SPACING`] after the previous batch, with set membership and DELETEs as multi-key
+//! commands. A failed batch puts its deletions back and asks for a resync, and so does a
 //! heartbeat that finds its key gone (peers may have adopted sessions meanwhile). On stop: one last
-//! pipeline that removes this node's sessions (the drain closed them all), its heartbeat and its
+//! batch that removes this node's sessions (the drain closed them all), its heartbeat and its
 //! set.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 
 use fred::interfaces::{ClientLike, EventInterface, KeysInterface, SetsInterface};
 use fred::types::{Expiration, Value};
@@ -21,8 +25,8 @@ use super::queue::{Batch, Removal, Write};
 use super::{scripts, NodeBeat, Registry, SessionRecord};
 use crate::session::{SessionId, SessionTable};
 
-/// Commands per pipeline: large enough that thousands of sessions cost a few round trips, small
-/// enough that one pipeline stays well inside the command timeout.
+/// Commands per batch sent together: large enough that thousands of sessions cost a few round
+/// trips, small enough that one batch stays well inside the command timeout.
 const PIPELINE_CHUNK: usize = 1000;
 
 /// Keys per multi-key command (a batch's new set members and its deletions): one command
@@ -147,7 +151,7 @@ pub(super) async fn run(reg: Registry, table: Arc<SessionTable>, stop: Cancellat
                 needs_resync = true;
             }
         }
-        // More may have queued while the pipeline was in flight.
+        // More may have queued while the batch was in flight.
         if !reg.queue().is_empty() {
             inner.wake.notify_one();
         }
@@ -157,7 +161,7 @@ pub(super) async fn run(reg: Registry, table: Arc<SessionTable>, stop: Cancellat
     connection.abort();
 }
 
-/// Sends one batch (and the heartbeat) as pipelines of at most [`PIPELINE_CHUNK`] commands.
+/// Sends one batch (and the heartbeat) in chunks of at most [`PIPELINE_CHUNK`] commands.
 /// Sessions whose rewrite found them owned by another node (adopted while this node was cut
 /// off) are closed here: the adopter's copy is the session now.
 async fn flush(
@@ -172,8 +176,7 @@ async fn flush(
     let ttl = ttl_secs(inner.cfg.session_ttl);
     let mut ops: Vec<Op> = Vec::with_capacity(batch.len() + 4);
     // Set membership and DELETEs go out as multi-key commands, a few per batch rather than one
-    // or two per session: fred flushes the socket after every command of a pipeline, so the
-    // command count sets the cost on both ends. Each new record is its own plain `SET` (there is
+    // or two per session: the command count sets Redis's cost. Each new record is its own plain `SET` (there is
     // no multi-key `SET` with a TTL, and a script costs Redis more than the `SET`s it saves).
     let mut fresh: Vec<String> = Vec::new();
     for (id, session, write) in &batch.creates {
@@ -477,37 +480,38 @@ struct Answers {
     beat: Option<Value>,
 }
 
-/// Sends `ops` as pipelines of at most [`PIPELINE_CHUNK`] commands. Returns the answers of the
-/// `Eval`s that named a session and of the heartbeat.
+/// Sends `ops` in chunks of at most [`PIPELINE_CHUNK`] commands, each chunk handed to fred at
+/// once ([`send_together`]). Returns the answers of the `Eval`s that named a session and of the
+/// heartbeat.
 async fn send(reg: &Registry, ops: Vec<Op>) -> FredResult<Answers> {
+    let client = &reg.inner.client;
     let mut answers = Answers::default();
     let mut ops = ops.into_iter().peekable();
     while ops.peek().is_some() {
-        let pipeline = reg.inner.client.pipeline();
+        let mut commands: Vec<Pending<'_>> = Vec::new();
         let mut sessions = Vec::new();
         let mut beat = None;
         // Each op is moved into its command: keys, members and records are not copied again.
         for (n, op) in ops.by_ref().take(PIPELINE_CHUNK).enumerate() {
-            // Commands on a pipeline only buffer; they answer when `all` runs.
-            let _: () = match op {
-                Op::Set(k, v, ttl) => pipeline.set(k, v, Some(ttl), None, false).await?,
+            commands.push(match op {
+                Op::Set(k, v, ttl) => Box::pin(client.set(k, v, Some(ttl), None, false)),
                 Op::Beat(args) => {
                     beat = Some(n);
-                    pipeline.custom(scripts::eval(), args).await?
+                    Box::pin(client.custom(scripts::eval(), args))
                 }
-                Op::Del(k) => pipeline.del(k).await?,
-                Op::Expire(k, ttl) => pipeline.expire(k, ttl, None).await?,
-                Op::Sadd(k, m) => pipeline.sadd(k, m).await?,
-                Op::Srem(k, m) => pipeline.srem(k, m).await?,
+                Op::Del(k) => Box::pin(client.del(k)),
+                Op::Expire(k, ttl) => Box::pin(client.expire(k, ttl, None)),
+                Op::Sadd(k, m) => Box::pin(client.sadd(k, m)),
+                Op::Srem(k, m) => Box::pin(client.srem(k, m)),
                 Op::Eval(id, args) => {
                     if let Some(id) = id {
                         sessions.push((n, id));
                     }
-                    pipeline.custom(scripts::eval(), args).await?
+                    Box::pin(client.custom(scripts::eval(), args))
                 }
-            };
+            });
         }
-        let mut values: Vec<Value> = pipeline.all().await?;
+        let mut values = send_together(commands).await?;
         reg.inner.flushes.fetch_add(1, Ordering::Relaxed);
         for (pos, id) in sessions {
             if let Some(v) = values.get_mut(pos) {
@@ -521,4 +525,48 @@ async fn send(reg: &Registry, ops: Vec<Op>) -> FredResult<Answers> {
         }
     }
     Ok(answers)
+}
+
+/// One command handed to fred, answering its reply.
+type Pending<'a> = Pin<Box<dyn Future<Output = FredResult<Value>> + Send + 'a>>;
+
+/// Hands `commands` to fred together and answers their replies in order, or the first error
+/// once all have answered (Redis runs every command either way, as with a pipeline).
+///
+/// Why not a fred pipeline: fred's router flushes the socket after a command when no other
+/// command waits behind it in its queue, and a pipeline reaches the router as one entry, so
+/// each of its commands was written and flushed on its own. Every flush is a write to Redis,
+/// which wakes it, and Redis shares the node's cores. Commands queued together are fed to the
+/// socket and flushed once, after the last; none waits for the one before (fred's
+/// auto-pipelining). They go out in the order given: each command reaches the router on its
+/// first poll, and all are polled once, in order, before any reply is awaited.
+async fn send_together(mut commands: Vec<Pending<'_>>) -> FredResult<Vec<Value>> {
+    let mut early: Vec<Option<FredResult<Value>>> = Vec::with_capacity(commands.len());
+    std::future::poll_fn(|cx| {
+        early.extend(commands.iter_mut().map(|c| match c.as_mut().poll(cx) {
+            Poll::Ready(r) => Some(r),
+            Poll::Pending => None,
+        }));
+        Poll::Ready(())
+    })
+    .await;
+    let mut values = Vec::with_capacity(commands.len());
+    let mut first_error = None;
+    for (command, early) in commands.into_iter().zip(early) {
+        let answer = match early {
+            Some(answer) => answer,
+            None => command.await,
+        };
+        match answer {
+            Ok(v) => values.push(v),
+            Err(e) => {
+                first_error.get_or_insert(e);
+                values.push(Value::Null);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(values),
+    }
 }
