@@ -98,6 +98,36 @@ impl SessionRecord {
     }
 }
 
+/// A [`SessionRecord`] borrowed from a live session, so that writing one copies none of its
+/// parameters first: the writer encodes one for every session it writes. It serializes field for
+/// field as [`SessionRecord`] does; a test holds the two together.
+#[derive(Debug, Serialize)]
+pub struct SessionRecordRef<'a> {
+    /// The owning node's id.
+    pub node: &'a str,
+    /// The owning process's boot id.
+    pub boot: &'a str,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// The negotiated protocol version.
+    pub protocol: &'a str,
+    /// The client's `clientInfo` as sent.
+    pub client_info: &'a serde_json::Value,
+    /// The client's `capabilities` as sent.
+    pub capabilities: &'a serde_json::Value,
+    /// The minimum level of `notifications/message`.
+    pub log_level: &'a str,
+    /// The resources the session subscribed to.
+    pub subscriptions: &'a [String],
+}
+
+impl SessionRecordRef<'_> {
+    /// The JSON stored in Redis, the same as [`SessionRecord::encode`] gives.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 /// What a node's heartbeat says: which process (boot) is alive, and where peers reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeBeat {
@@ -122,6 +152,32 @@ impl NodeBeat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_borrowed_record_encodes_exactly_as_the_owned_one_and_decodes_back() {
+        let owned = SessionRecord {
+            node: "n1".into(),
+            boot: "b-1".into(),
+            created_ms: 1_764_000_000_123,
+            protocol: "2025-06-18".into(),
+            client_info: serde_json::json!({"name": "c", "version": "1", "extra": [1, "\u{e9}"]}),
+            capabilities: serde_json::json!({"sampling": {}, "roots": {"listChanged": true}}),
+            log_level: "warning".into(),
+            subscriptions: vec!["file:///a".into(), "file:///b \"q\"".into()],
+        };
+        let borrowed = SessionRecordRef {
+            node: &owned.node,
+            boot: &owned.boot,
+            created_ms: owned.created_ms,
+            protocol: &owned.protocol,
+            client_info: &owned.client_info,
+            capabilities: &owned.capabilities,
+            log_level: &owned.log_level,
+            subscriptions: &owned.subscriptions,
+        };
+        assert_eq!(borrowed.encode(), owned.encode());
+        assert_eq!(SessionRecord::decode(&borrowed.encode()), Some(owned));
+    }
 
     #[test]
     fn keys_are_prefixed_and_session_keys_parse_back() {

@@ -252,7 +252,7 @@ impl Registry {
     pub async fn claim(&self, orphan: &Orphan, session: &Session) -> Result<bool, ClaimError> {
         let inner = &self.inner;
         let keys = &inner.keys;
-        let record = self.record(session).encode();
+        let record = self.record_json(session);
         let id = orphan.id.to_string();
         let ttl = i64::try_from(inner.cfg.session_ttl.as_secs())
             .unwrap_or(i64::MAX)

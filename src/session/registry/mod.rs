@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use inspect::{inspect, Inspection, NodeSummary, RegisteredSession};
-pub use keys::{Keys, NodeBeat, SessionRecord};
+pub use keys::{Keys, NodeBeat, SessionRecord, SessionRecordRef};
 pub use miss::{ClaimError, Miss, MissClass, MissPolicy, Orphan, Route};
 
 use super::{OwnerTag, Session, SessionId, SessionTable};
@@ -247,18 +247,22 @@ impl Registry {
         self.inner.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The record this node writes for `session`.
-    fn record(&self, session: &Session) -> SessionRecord {
-        SessionRecord {
-            node: self.inner.node.clone(),
-            boot: self.inner.boot.clone(),
+    /// The record this node writes for `session`, encoded: borrowed from the session, so its
+    /// parameters are not copied first.
+    fn record_json(&self, session: &Session) -> String {
+        let params = session.params();
+        let subscriptions = session.subscriptions();
+        SessionRecordRef {
+            node: &self.inner.node,
+            boot: &self.inner.boot,
             created_ms: session.created_unix_ms(),
-            protocol: session.params().protocol.as_str().to_owned(),
-            client_info: session.params().client_info.clone(),
-            capabilities: session.params().capabilities.clone(),
-            log_level: session.log_level().as_str().to_owned(),
-            subscriptions: session.subscriptions(),
+            protocol: params.protocol.as_str(),
+            client_info: &params.client_info,
+            capabilities: &params.capabilities,
+            log_level: session.log_level().as_str(),
+            subscriptions: &subscriptions,
         }
+        .encode()
     }
 
     /// A session's durable parameters changed (log level, subscriptions): its record is written

@@ -180,7 +180,7 @@ async fn flush(
     // no multi-key `SET` with a TTL, and a script costs Redis more than the `SET`s it saves).
     let mut fresh: Vec<String> = Vec::new();
     for (id, session, write) in &batch.creates {
-        let record = reg.record(session).encode();
+        let record = reg.record_json(session);
         match write {
             Write::New => {
                 ops.push(Op::Set(keys.session(id), record, Expiration::EX(ttl)));
@@ -362,7 +362,7 @@ async fn resync(reg: &Registry, table: &SessionTable) -> FredResult<usize> {
     }
     let mut ops = Vec::with_capacity(live.len() + 1);
     for session in &live {
-        ops.push(put_own(reg, &session.id(), &reg.record(session).encode()));
+        ops.push(put_own(reg, &session.id(), &reg.record_json(session)));
     }
     if !inner.leaving.load(Ordering::Relaxed) {
         ops.push(heartbeat(reg));
