@@ -3,12 +3,12 @@
 //!
 //! The request path never waits on Redis. Creations, closes and TTL refreshes go into a bounded,
 //! coalescing [`queue`] that one writer task ([`writer`]) sends as one batch of commands,
-//! written to Redis together. Redis is read only on a local miss, with a short timeout, to classify the miss
-//! ([`MissClass`]) and log it once. Redis being down never fails a client: operations wait in the
-//! queue, and on every (re)connect the writer resyncs — it rewrites every live session of this
-//! node and removes what this node registered that is no longer live — so Redis converges to the
-//! truth. The first resync at start is also the purge of what a previous process of this node
-//! (SIGKILL, crash) left behind.
+//! written to Redis together. Redis is read only on a local miss, with a short timeout, to
+//! classify the miss ([`MissClass`]) and log it once. Redis being down never fails a client:
+//! operations wait in the queue, and on every (re)connect the writer resyncs — it rewrites every
+//! live session of this node and removes what this node registered that is no longer live — so
+//! Redis converges to the truth. The first resync at start is also the purge of what a previous
+//! process of this node (SIGKILL, crash) left behind.
 
 mod inspect;
 mod keys;

@@ -176,8 +176,9 @@ async fn flush(
     let ttl = ttl_secs(inner.cfg.session_ttl);
     let mut ops: Vec<Op> = Vec::with_capacity(batch.len() + 4);
     // Set membership and DELETEs go out as multi-key commands, a few per batch rather than one
-    // or two per session: the command count sets Redis's cost. Each new record is its own plain `SET` (there is
-    // no multi-key `SET` with a TTL, and a script costs Redis more than the `SET`s it saves).
+    // or two per session: the command count sets Redis's cost. Each new record is its own plain
+    // `SET` (there is no multi-key `SET` with a TTL, and a script costs Redis more than the
+    // `SET`s it saves).
     let mut fresh: Vec<String> = Vec::new();
     for (id, session, write) in &batch.creates {
         let record = reg.record_json(session);
