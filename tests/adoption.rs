@@ -219,6 +219,47 @@ async fn nodes_asked_for_the_same_orphans_at_once_end_with_exactly_one_owner_eac
     );
 }
 
+/// The owner went down, a peer adopted the session, then that peer went down too (a rolling
+/// restart takes nodes one after the other), and both heartbeats are still in Redis. A request
+/// reaching a third node is refused by the owner its id names, then by the adopter Redis names:
+/// the third node continues the session instead of answering 404.
+#[tokio::test]
+async fn a_session_whose_owner_and_then_its_adopter_went_down_is_adopted_by_the_next_node_not_404()
+{
+    let redis = Redis::start();
+    // Long heartbeats for a and b: their keys outlive their SIGKILLs for the whole test, so c
+    // still lists both as live and learns that they are gone only from refused connections.
+    let long_beat = |id: &str| {
+        Server::start(&format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nnode_id = \"{id}\"\n[redis]\nurl = \"{}\"\nheartbeat_interval = \"10s\"\nlookup_timeout = \"2s\"\n",
+            redis.url()
+        ))
+    };
+    let mut a = long_beat("a");
+    let mut b = long_beat("b");
+    a.wait_registry_synced().await;
+    b.wait_registry_synced().await;
+    let c = node(&redis, "c", "");
+    c.wait_registry_synced().await;
+    let sid = a.session().await;
+    assert!(
+        redis.wait_until(Duration::from_secs(5), |r| record(r, &sid)["node"] == "a"),
+        "a's session reaches Redis: {}",
+        record(&redis, &sid)
+    );
+
+    a.kill9();
+    assert_eq!(served_by(&b, &sid).await, "b", "b adopts it from a");
+    assert_eq!(record(&redis, &sid)["node"], "b");
+    b.kill9();
+
+    let r = c.call(&sid, 1, "node_info", json!({})).await;
+    assert_eq!(r.status, 200, "no 404 for the client: {}", r.text());
+    assert_eq!(r.json()["result"]["structuredContent"]["node"], "c");
+    assert_eq!(record(&redis, &sid)["node"], "c", "c holds it now");
+    assert_eq!(adopted_total(&c).await, 1);
+}
+
 #[tokio::test]
 async fn with_adoption_off_an_orphan_gets_404_and_a_stale_log_line() {
     let redis = Redis::start();

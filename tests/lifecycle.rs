@@ -170,6 +170,33 @@ async fn a_request_inside_a_session_when_the_drain_closes_it_gets_its_answer_not
     );
 }
 
+/// A request still running when the drain's wait for it ends loses its session: it gets the 404
+/// of a session that is gone, and the node logs why, so the journal accounts for every 404.
+#[tokio::test]
+async fn a_request_still_running_when_the_drain_closes_its_session_gets_404_and_a_log_line() {
+    let mut s = Server::start("[shutdown]\ngrace = \"50ms\"\n");
+    let sid = s.session().await;
+    // Far longer than the drain waits for a request inside a session (250 ms).
+    let call = json!({"jsonrpc":"2.0","id":8,"method":"tools/call",
+        "params":{"name":"long_task","arguments":{"steps":1,"interval_ms":3000}}});
+    let (addr, sid2) = (s.addr, sid.clone());
+    let running = tokio::spawn(async move {
+        let h = common::post_headers(&sid2);
+        send(addr, "POST", "/mcp", &h, call.to_string()).await
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    s.signal("TERM");
+    let r = running.await.expect("request task");
+    r.assert_error(404, -32001);
+    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(
+        s.logs()
+            .contains("the session closed while its request ran; answering 404"),
+        "the 404 is logged: {}",
+        s.logs()
+    );
+}
+
 /// An idle keep-alive connection does not hold the stop: the server closes it as soon as the
 /// drain ends, not at the 5 s deadline that only a connection still busy with a request waits for.
 #[tokio::test]

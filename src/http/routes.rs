@@ -19,6 +19,11 @@ use crate::mcp::jsonrpc::ErrorCode;
 use crate::mcp::transport::{header as mcp_header, Reply, ReplyBody, RequestHeaders};
 use crate::mcp::{Endpoint, HttpMethod};
 
+/// How many nodes a request is relayed to at most while each refuses the connection: the owner,
+/// then the nodes the registry names after each refusal. Each refusal costs one connect attempt:
+/// refused at once, or the forwarder's connect timeout at worst.
+const RELAY_ATTEMPTS: usize = 3;
+
 /// How a relayed request ended: the other node's response, or a reply made here after all.
 enum Relayed {
     Response(Response<Body>),
@@ -209,55 +214,57 @@ impl Router {
         into_response(reply)
     }
 
-    /// Relays a request the endpoint says belongs to another node. If that node is gone, the
-    /// request is run here once more (adoption) and, if that says to forward again, relayed to
-    /// the node named then.
+    /// Relays a request the endpoint says belongs to another node. A node that refuses the
+    /// connection is likely gone, so the request runs here once more knowing that: it is adopted
+    /// here, or relayed to the node the registry names now. That node may be gone too (it adopted
+    /// the session, then went down itself in the same rolling restart), so this repeats, up to
+    /// [`RELAY_ATTEMPTS`] nodes; past that the answer is a logged 404.
     async fn relay(
         &self,
-        to: Box<crate::mcp::transport::Forward>,
+        mut to: Box<crate::mcp::transport::Forward>,
         method: HttpMethod,
         parts: &http::request::Parts,
         headers: RequestHeaders<'_>,
         body: Bytes,
     ) -> Relayed {
-        tracing::debug!(node = %self.node, owner_node = %to.node, method = %parts.method, "forwarding to the session's owner");
-        let forwarded = self
-            .forwarder
-            .forward(&to, &parts.method, &parts.uri, &parts.headers, body.clone())
-            .await;
-        match forwarded {
-            Ok((response, relayed)) => {
-                if relayed {
-                    self.endpoint.forwarded(&to);
-                }
-                Relayed::Response(response)
-            }
-            Err(super::forward::Unreachable) => {
-                // Its node is gone: take the request here (adoption), once.
-                self.endpoint.owner_unreachable(&to.node);
-                let retry = RequestHeaders {
-                    unreachable_owner: Some(&to.node),
-                    ..headers
-                };
-                let mut reply = self.run(method, &retry, &body).await;
-                let Some(next) = reply.forward.take() else {
-                    return Relayed::Reply(reply);
-                };
-                let forwarded = self
-                    .forwarder
-                    .forward(&next, &parts.method, &parts.uri, &parts.headers, body)
-                    .await;
-                Relayed::Response(match forwarded {
-                    Ok((response, relayed)) => {
-                        if relayed {
-                            self.endpoint.forwarded(&next);
-                        }
-                        response
+        for attempt in 1..=RELAY_ATTEMPTS {
+            tracing::debug!(node = %self.node, owner_node = %to.node, method = %parts.method, attempt, "forwarding to the session's owner");
+            let forwarded = self
+                .forwarder
+                .forward(&to, &parts.method, &parts.uri, &parts.headers, body.clone())
+                .await;
+            match forwarded {
+                Ok((response, relayed)) => {
+                    if relayed {
+                        self.endpoint.forwarded(&to);
                     }
-                    Err(_) => into_response(Reply::session_not_found()),
-                })
+                    return Relayed::Response(response);
+                }
+                Err(super::forward::Unreachable) => {
+                    self.endpoint.owner_unreachable(&to.node);
+                    if attempt == RELAY_ATTEMPTS {
+                        break;
+                    }
+                    let retry = RequestHeaders {
+                        unreachable_owner: Some(&to.node),
+                        ..headers
+                    };
+                    let mut reply = self.run(method, &retry, &body).await;
+                    match reply.forward.take() {
+                        Some(next) => to = next,
+                        None => return Relayed::Reply(reply),
+                    }
+                }
             }
         }
+        tracing::warn!(
+            node = %self.node,
+            owner_node = %to.node,
+            session_id = %to.session_id,
+            attempts = RELAY_ATTEMPTS,
+            "none of the nodes named as the session's holder accepts connections; answering 404"
+        );
+        Relayed::Reply(Reply::session_not_found())
     }
 
     /// The endpoint's answer to a request whose body was read.

@@ -70,7 +70,7 @@ pub(crate) async fn run(
                 .filter_map(|(id, outcome)| answer(session, id, outcome, timeout)),
         );
         if session.is_closed() {
-            return Reply::session_not_found();
+            return closed_under(session);
         }
         return Reply::json(jsonrpc::reply_body(done, batch));
     }
@@ -102,7 +102,7 @@ pub(crate) async fn run(
         Ok(Mode::Json(body)) => Reply::json(body),
         Ok(Mode::Sse(reader)) => shared.sse_reply(session, reader, None, false),
         // The driver ended without answering: the session was closed under it.
-        Err(_) if session.is_closed() => Reply::session_not_found(),
+        Err(_) if session.is_closed() => closed_under(session),
         Err(_) => Reply::error(
             500,
             ErrorCode::INTERNAL_ERROR,
@@ -136,6 +136,14 @@ fn poll_once(call: &mut PreparedCall, cx: &mut Context<'_>) -> Option<Outcome> {
         Ok(Poll::Pending) => None,
         Err(_) => Some(Outcome::Panicked),
     }
+}
+
+/// The answer to a request whose session closed while it ran (a DELETE, the idle reaper, or a
+/// drain that could not wait for it): 404, as for any session that is gone, logged so that the
+/// journal accounts for every 404 a node decides.
+fn closed_under(session: &Session) -> Reply {
+    tracing::info!(session_id = %session.id(), "the session closed while its request ran; answering 404");
+    Reply::session_not_found()
 }
 
 /// Ends a finished call's request and encodes its response, unless the session is gone (then
