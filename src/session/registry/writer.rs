@@ -177,8 +177,10 @@ async fn flush(
     let mut ops: Vec<Op> = Vec::with_capacity(batch.len() + 4);
     // Set membership and DELETEs go out as multi-key commands, a few per batch rather than one
     // or two per session: the command count sets Redis's cost. Each new record is its own plain
-    // `SET` (there is no multi-key `SET` with a TTL, and a script costs Redis more than the
-    // `SET`s it saves).
+    // `SET`: there is no multi-key `SET` with a TTL, and one script for a batch's records does not
+    // pay. Measured with callgrind (15 records a batch): Redis spends 25.8k instructions a record
+    // in the script against 15.2k for a `SET`, while mcpd saves 14k a record in fred: about 2 %
+    // fewer instructions for the two together, inside this machine's noise.
     let mut fresh: Vec<String> = Vec::new();
     for (id, session, write) in &batch.creates {
         let record = reg.record_json(session);
