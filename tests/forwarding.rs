@@ -395,3 +395,51 @@ async fn a_new_connection_the_owner_closes_unanswered_counts_as_the_owner_gone()
     );
     owner.abort();
 }
+
+/// The owner sends its answer's head and part of its body, then its connection breaks. The client
+/// of the relaying node sees the same: a response that breaks off, not a short body ended as if
+/// it were whole (which a client would take for the answer and fail to parse).
+#[tokio::test]
+async fn an_answer_the_owner_breaks_off_reaches_the_client_broken_off_not_short_and_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = Redis::start();
+    let mut a = node(&redis, "a", "");
+    let b = node(&redis, "b", "");
+    let sid = a.session().await;
+    let listener = stand_in_for(&redis, &mut a).await;
+    const PART: &str = r#"{"jsonrpc":"2.0","id":1,"res"#;
+    let owner = tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            // Enough of the request to answer it (its head and small body arrive together).
+            if !matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {
+                continue;
+            }
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n";
+            let _ = conn.write_all(format!("{head}{PART}").as_bytes()).await;
+            let _ = conn.flush().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(conn); // 100 bytes promised, fewer sent
+        }
+    });
+    // B's directory takes the new address at its next heartbeats.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
+    let mut r = open(b.addr, "POST", "/mcp", &post_headers(&sid), ping).await;
+    assert_eq!(r.status, 200, "the owner's head is relayed");
+    let body = r.read_for(Duration::from_secs(5)).await;
+    assert!(r.ended, "the response ended: {body:?}");
+    assert!(
+        r.broken,
+        "it broke off, not ended as if whole: {body:?}\n{}",
+        b.logs()
+    );
+    assert_eq!(body, PART, "what the owner sent got through");
+    assert!(
+        b.wait_log(&["the owner's answer broke off"], Duration::from_secs(2)),
+        "{}",
+        b.logs()
+    );
+    owner.abort();
+}

@@ -1,6 +1,5 @@
-//! The response body: empty, one buffer, or an SSE byte stream.
+//! The response body: empty, one buffer, an SSE byte stream, or bytes relayed from another node.
 
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -14,7 +13,16 @@ pub enum Body {
     Empty,
     Full(Option<Bytes>),
     Stream(BoxStream<'static, Bytes>),
+    /// Another node's answer, relayed (misroute rescue). If it breaks off there, this response
+    /// breaks off too: the connection closes without the body's proper end, so the client sees a
+    /// broken response, as it would have from that node, never a short one that looks whole.
+    Relayed(BoxStream<'static, Result<Bytes, RelayBroken>>),
 }
+
+/// The relayed answer broke off before its end (the other node closed or reset the connection).
+#[derive(Debug, thiserror::Error)]
+#[error("the relayed response broke off: {0}")]
+pub struct RelayBroken(pub String);
 
 impl Body {
     /// A body of these bytes.
@@ -25,18 +33,21 @@ impl Body {
 
 impl http_body::Body for Body {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = RelayBroken;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, RelayBroken>>> {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Stream(s) => Pin::new(s)
                 .poll_next(cx)
                 .map(|o| o.map(|b| Ok(Frame::data(b)))),
+            Body::Relayed(s) => Pin::new(s)
+                .poll_next(cx)
+                .map(|o| o.map(|r| r.map(Frame::data))),
         }
     }
 
@@ -44,7 +55,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => true,
             Body::Full(b) => b.is_none(),
-            Body::Stream(_) => false,
+            Body::Stream(_) | Body::Relayed(_) => false,
         }
     }
 
@@ -53,7 +64,7 @@ impl http_body::Body for Body {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Body::Full(None) => SizeHint::with_exact(0),
-            Body::Stream(_) => SizeHint::default(),
+            Body::Stream(_) | Body::Relayed(_) => SizeHint::default(),
         }
     }
 }

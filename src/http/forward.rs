@@ -20,6 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
 
+use super::body::RelayBroken;
 use super::Body;
 use crate::mcp::transport::{header as mcp_header, Forward, Reply};
 
@@ -183,25 +184,30 @@ impl Forwarder {
         }
         let res = res?;
         let (parts, incoming) = res.into_parts();
-        // The owner's bytes as they come: SSE events are relayed one by one, and a stream that
-        // breaks ends here too (the client resumes with Last-Event-ID through any node). Only
-        // streams end with this node's drain; a JSON answer is short and is always relayed whole
-        // (a draining node hands requests to peers and must pass their answers back).
+        // The owner's bytes as they come: SSE events are relayed one by one. An answer that breaks
+        // off there breaks off here too (a stream's client resumes with Last-Event-ID through any
+        // node; a JSON answer's client sees a failed request, not a short body that looks whole).
+        // Only streams end with this node's drain, cleanly; a JSON answer is short and is always
+        // relayed whole (a draining node hands requests to peers and must pass their answers back).
         let is_stream = parts
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
-        let body = incoming
-            .into_data_stream()
-            .filter_map(|chunk| async move { chunk.ok() });
+        let owner = to.node.clone();
+        let body = incoming.into_data_stream().map(move |chunk| {
+            chunk.map_err(|e| {
+                tracing::info!(owner_node = %owner, error = %e, "the owner's answer broke off; breaking the relayed one off too");
+                RelayBroken(e.to_string())
+            })
+        });
         let stream = if is_stream {
             body.take_until(self.closing.clone().cancelled_owned())
                 .boxed()
         } else {
             body.boxed()
         };
-        let mut response = Response::new(Body::Stream(stream));
+        let mut response = Response::new(Body::Relayed(stream));
         *response.status_mut() = parts.status;
         for (name, value) in &parts.headers {
             if !is_hop_by_hop(name) && *name != header::CONTENT_LENGTH {

@@ -444,6 +444,8 @@ pub struct Stream {
     body: Incoming,
     buf: String,
     pub ended: bool,
+    /// The body ended with an error (the connection closed before the body's proper end).
+    pub broken: bool,
 }
 
 /// Sends a request and returns as soon as the headers arrive.
@@ -467,6 +469,7 @@ pub async fn open(
         body,
         buf: String::new(),
         ended: false,
+        broken: false,
     }
 }
 
@@ -488,7 +491,7 @@ impl Stream {
             match tokio::time::timeout_at(deadline, self.body.frame()).await {
                 Err(_) => break,
                 Ok(None) => self.ended = true,
-                Ok(Some(Err(_))) => self.ended = true,
+                Ok(Some(Err(_))) => (self.ended, self.broken) = (true, true),
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
                         self.buf.push_str(&String::from_utf8_lossy(&data));
@@ -515,7 +518,8 @@ impl Stream {
             }
             match tokio::time::timeout_at(deadline, self.body.frame()).await {
                 Err(_) => return None,
-                Ok(None) | Ok(Some(Err(_))) => self.ended = true,
+                Ok(None) => self.ended = true,
+                Ok(Some(Err(_))) => (self.ended, self.broken) = (true, true),
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
                         self.buf.push_str(&String::from_utf8_lossy(&data));
