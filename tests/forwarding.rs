@@ -396,9 +396,9 @@ async fn a_new_connection_the_owner_closes_unanswered_counts_as_the_owner_gone()
     owner.abort();
 }
 
-/// The owner sends its answer's head and part of its body, then its connection breaks. The client
-/// of the relaying node sees the same: a response that breaks off, not a short body ended as if
-/// it were whole (which a client would take for the answer and fail to parse).
+/// The owner sends a JSON answer's head and part of its body, then its connection breaks. The
+/// client of the relaying node sees the same: a response that breaks off, not a short body ended
+/// as if it were whole (which a client would take for the answer and fail to parse).
 #[tokio::test]
 async fn an_answer_the_owner_breaks_off_reaches_the_client_broken_off_not_short_and_whole() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -441,5 +441,43 @@ async fn an_answer_the_owner_breaks_off_reaches_the_client_broken_off_not_short_
         "{}",
         b.logs()
     );
+    owner.abort();
+}
+
+/// An SSE stream that breaks at the owner ends cleanly at the relaying node, as it always has:
+/// its client resumes with Last-Event-ID through any node, which SDKs do when a stream ends but
+/// not all when a connection breaks.
+#[tokio::test]
+async fn a_stream_the_owner_breaks_off_ends_cleanly_for_the_client() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = Redis::start();
+    let mut a = node(&redis, "a", "");
+    let b = node(&redis, "b", "");
+    let sid = a.session().await;
+    let listener = stand_in_for(&redis, &mut a).await;
+    const EVENT: &str = "id: 1-0\ndata: {}\n\n";
+    let owner = tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            if !matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {
+                continue;
+            }
+            // One chunk of a chunked SSE body, then the connection breaks without the last chunk.
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+            let chunk = format!("{:x}\r\n{EVENT}\r\n", EVENT.len());
+            let _ = conn.write_all(format!("{head}{chunk}").as_bytes()).await;
+            let _ = conn.flush().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(conn);
+        }
+    });
+    // B's directory takes the new address at its next heartbeats.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut r = get_stream(b.addr, &sid, None).await;
+    assert_eq!(r.status, 200);
+    let body = r.read_for(Duration::from_secs(5)).await;
+    assert!(r.ended, "the stream ended: {body:?}");
+    assert!(!r.broken, "cleanly: {body:?}\n{}", b.logs());
+    assert_eq!(body, EVENT, "the owner's event got through");
     owner.abort();
 }

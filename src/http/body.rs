@@ -13,9 +13,10 @@ pub enum Body {
     Empty,
     Full(Option<Bytes>),
     Stream(BoxStream<'static, Bytes>),
-    /// Another node's answer, relayed (misroute rescue). If it breaks off there, this response
-    /// breaks off too: the connection closes without the body's proper end, so the client sees a
-    /// broken response, as it would have from that node, never a short one that looks whole.
+    /// Another node's answer, relayed (misroute rescue). An error breaks this response off: the
+    /// connection closes without the body's proper end, so the client sees a broken response, as
+    /// it would have from that node, never a short one that looks whole (the forwarder decides
+    /// which answers may break off).
     Relayed(BoxStream<'static, Result<Bytes, RelayBroken>>),
 }
 

@@ -184,11 +184,13 @@ impl Forwarder {
         }
         let res = res?;
         let (parts, incoming) = res.into_parts();
-        // The owner's bytes as they come: SSE events are relayed one by one. An answer that breaks
-        // off there breaks off here too (a stream's client resumes with Last-Event-ID through any
-        // node; a JSON answer's client sees a failed request, not a short body that looks whole).
-        // Only streams end with this node's drain, cleanly; a JSON answer is short and is always
-        // relayed whole (a draining node hands requests to peers and must pass their answers back).
+        // The owner's bytes as they come: SSE events are relayed one by one. A JSON answer that
+        // breaks off there breaks off here too: its client sees a failed request, not a short body
+        // that looks whole. A stream that breaks there ends here, cleanly, as it always has: its
+        // client resumes with Last-Event-ID through any node, which SDKs do on a stream's end but
+        // not all on a broken connection. Only streams end with this node's drain; a JSON answer is
+        // short and is always relayed whole (a draining node hands requests to peers and must pass
+        // their answers back).
         let is_stream = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -197,12 +199,13 @@ impl Forwarder {
         let owner = to.node.clone();
         let body = incoming.into_data_stream().map(move |chunk| {
             chunk.map_err(|e| {
-                tracing::info!(owner_node = %owner, error = %e, "the owner's answer broke off; breaking the relayed one off too");
+                tracing::info!(owner_node = %owner, error = %e, "the owner's answer broke off");
                 RelayBroken(e.to_string())
             })
         });
         let stream = if is_stream {
-            body.take_until(self.closing.clone().cancelled_owned())
+            body.take_while(|chunk| std::future::ready(chunk.is_ok()))
+                .take_until(self.closing.clone().cancelled_owned())
                 .boxed()
         } else {
             body.boxed()
