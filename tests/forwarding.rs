@@ -396,33 +396,37 @@ async fn a_new_connection_the_owner_closes_unanswered_counts_as_the_owner_gone()
     owner.abort();
 }
 
+/// A stand-in owner that answers every connection with `partial` (a response's head and part of
+/// its body), then breaks the connection off without the rest.
+async fn breaking_owner(listener: tokio::net::TcpListener, partial: String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    while let Ok((mut conn, _)) = listener.accept().await {
+        let mut buf = [0u8; 4096];
+        // Enough of the request to answer it (its head and small body arrive together).
+        if !matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {
+            continue;
+        }
+        let _ = conn.write_all(partial.as_bytes()).await;
+        let _ = conn.flush().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(conn);
+    }
+}
+
 /// The owner sends a JSON answer's head and part of its body, then its connection breaks. The
 /// client of the relaying node sees the same: a response that breaks off, not a short body ended
 /// as if it were whole (which a client would take for the answer and fail to parse).
 #[tokio::test]
 async fn an_answer_the_owner_breaks_off_reaches_the_client_broken_off_not_short_and_whole() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let redis = Redis::start();
     let mut a = node(&redis, "a", "");
     let b = node(&redis, "b", "");
     let sid = a.session().await;
     let listener = stand_in_for(&redis, &mut a).await;
     const PART: &str = r#"{"jsonrpc":"2.0","id":1,"res"#;
-    let owner = tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let mut buf = [0u8; 4096];
-            // Enough of the request to answer it (its head and small body arrive together).
-            if !matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {
-                continue;
-            }
-            let head =
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n";
-            let _ = conn.write_all(format!("{head}{PART}").as_bytes()).await;
-            let _ = conn.flush().await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            drop(conn); // 100 bytes promised, fewer sent
-        }
-    });
+    // 100 bytes promised, fewer sent.
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n";
+    let owner = tokio::spawn(breaking_owner(listener, format!("{head}{PART}")));
     // B's directory takes the new address at its next heartbeats.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
@@ -449,28 +453,17 @@ async fn an_answer_the_owner_breaks_off_reaches_the_client_broken_off_not_short_
 /// not all when a connection breaks.
 #[tokio::test]
 async fn a_stream_the_owner_breaks_off_ends_cleanly_for_the_client() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let redis = Redis::start();
     let mut a = node(&redis, "a", "");
     let b = node(&redis, "b", "");
     let sid = a.session().await;
     let listener = stand_in_for(&redis, &mut a).await;
     const EVENT: &str = "id: 1-0\ndata: {}\n\n";
-    let owner = tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let mut buf = [0u8; 4096];
-            if !matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {
-                continue;
-            }
-            // One chunk of a chunked SSE body, then the connection breaks without the last chunk.
-            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
-            let chunk = format!("{:x}\r\n{EVENT}\r\n", EVENT.len());
-            let _ = conn.write_all(format!("{head}{chunk}").as_bytes()).await;
-            let _ = conn.flush().await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            drop(conn);
-        }
-    });
+    // One chunk of a chunked SSE body, without the last chunk.
+    let head =
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+    let chunk = format!("{:x}\r\n{EVENT}\r\n", EVENT.len());
+    let owner = tokio::spawn(breaking_owner(listener, format!("{head}{chunk}")));
     // B's directory takes the new address at its next heartbeats.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let mut r = get_stream(b.addr, &sid, None).await;

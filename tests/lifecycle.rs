@@ -140,23 +140,29 @@ async fn sigterm_drains_healthz_503_then_streams_get_retry_and_end_then_exit_0()
     assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
 }
 
+/// Starts a `long_task` of one step of `interval_ms` in a new session of `s`, sends SIGTERM while
+/// it runs, and returns its answer.
+async fn long_task_at_drain(s: &mut Server, id: i64, interval_ms: u64) -> common::Resp {
+    let sid = s.session().await;
+    let call = json!({"jsonrpc":"2.0","id":id,"method":"tools/call",
+        "params":{"name":"long_task","arguments":{"steps":1,"interval_ms":interval_ms}}});
+    let addr = s.addr;
+    let running = tokio::spawn(async move {
+        let h = common::post_headers(&sid);
+        send(addr, "POST", "/mcp", &h, call.to_string()).await
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    s.signal("TERM");
+    running.await.expect("request task")
+}
+
 /// The drain's end closes every session; a request already inside one is answered first (for
 /// up to 250 ms), not told the session is gone — with adoption a peer continues the session, and
 /// a 404 would make its client start over.
 #[tokio::test]
 async fn a_request_inside_a_session_when_the_drain_closes_it_gets_its_answer_not_404() {
     let mut s = Server::start("[shutdown]\ngrace = \"50ms\"\n");
-    let sid = s.session().await;
-    let call = json!({"jsonrpc":"2.0","id":7,"method":"tools/call",
-        "params":{"name":"long_task","arguments":{"steps":1,"interval_ms":150}}});
-    let (addr, sid2) = (s.addr, sid.clone());
-    let running = tokio::spawn(async move {
-        let h = common::post_headers(&sid2);
-        send(addr, "POST", "/mcp", &h, call.to_string()).await
-    });
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    s.signal("TERM");
-    let r = running.await.expect("request task");
+    let r = long_task_at_drain(&mut s, 7, 150).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         r.json()["result"]["content"][0]["text"],
@@ -175,18 +181,8 @@ async fn a_request_inside_a_session_when_the_drain_closes_it_gets_its_answer_not
 #[tokio::test]
 async fn a_request_still_running_when_the_drain_closes_its_session_gets_404_and_a_log_line() {
     let mut s = Server::start("[shutdown]\ngrace = \"50ms\"\n");
-    let sid = s.session().await;
     // Far longer than the drain waits for a request inside a session (250 ms).
-    let call = json!({"jsonrpc":"2.0","id":8,"method":"tools/call",
-        "params":{"name":"long_task","arguments":{"steps":1,"interval_ms":3000}}});
-    let (addr, sid2) = (s.addr, sid.clone());
-    let running = tokio::spawn(async move {
-        let h = common::post_headers(&sid2);
-        send(addr, "POST", "/mcp", &h, call.to_string()).await
-    });
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    s.signal("TERM");
-    let r = running.await.expect("request task");
+    let r = long_task_at_drain(&mut s, 8, 3000).await;
     r.assert_error(404, -32001);
     assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
     assert!(
