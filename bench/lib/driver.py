@@ -856,7 +856,7 @@ def traefik_section(peers, cfg, rounds):
         f.write(static)
     tp = start("traefik", [exe, f"--configFile={tdir}/traefik.yml"], cpu=SERVER_CPU)
     rec = {"cells": [], "notes": ["Traefik runs on core 0 with mcpd (the server side has one core); its committed "
-                                  "config is used as is, JSON access log included (to a file)."]}
+                                  "config is used as is, its JSON access log of failed requests included (to a file)."]}
     try:
         end = time.monotonic() + 30
         up = False
