@@ -8,15 +8,24 @@
 # connections): mcpd and rmcp. Kernel work is not counted (bench/run.sh's `perf stat` figures
 # include it where the VM allows).
 #
-#   bash bench/callgrind.sh [seconds]     # default 8 s per measurement (~2 min in all)
+#   bash bench/callgrind.sh [seconds] [--json FILE]   # default 8 s per measurement (~2 min in all)
 #
-# Prints one line per measurement (count, errors, instructions each) and the ratios. Exits 1 when
+# Prints one line per measurement (count, errors, instructions each) and the ratios; --json also
+# writes them to FILE (bench/run.sh does, so a full run reports instructions on a VM without
+# hardware counters). Exits 1 when
 # a response was wrong or a server did not start. Builds the release binaries first (as
 # bench/run.sh does); installs valgrind and wrk from apt when missing.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-SECS="${1:-8}"
+SECS=8
+JSON=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --json) JSON="${2:?--json needs a file}"; shift 2 ;;
+    *) SECS="$1"; shift ;;
+  esac
+done
 say() { echo "callgrind: $*"; }
 die() { echo "callgrind: ERROR: $*" >&2; exit 2; }
 
@@ -121,15 +130,18 @@ measure mcpd call yes -- "$MCPD" >>"$results"
 measure rmcp-nd call yes NODELAY=1 -- "$RMCP" >>"$results"
 measure mcpd churn no -- "$MCPD" >>"$results"
 measure rmcp-nd churn no NODELAY=1 -- "$RMCP" >>"$results"
-python3 - "$results" <<'EOF'
-import sys
+python3 - "$results" "$SECS" "$JSON" <<'EOF'
+import json, sys
 rows = [l.split() for l in open(sys.argv[1])]
 per = {}
 failed = False
+measured = []
 for name, mode, n, err, total in rows:
     n, err, total = int(n), int(err), int(total)
     per[name, mode] = total / n if n else None
     failed |= err > 0 or not n
+    measured.append({"peer": name, "mode": mode, "count": n, "errors": err, "instructions": total,
+                     "per_each": per[name, mode]})
     unit = "lifecycles" if mode == "churn" else "calls"
     each = f"{per[name, mode]:9,.0f}" if n else "        -"
     print(f"callgrind: {name:8s} {n:7d} {unit:10s} {err} errors  {each} instructions each")
@@ -139,5 +151,8 @@ def ratio(a, b, label):
 ratio(("mcpd", "call"), ("floor", "call"), "per call, mcpd / floor")
 ratio(("rmcp-nd", "call"), ("mcpd", "call"), "per call, rmcp (TCP_NODELAY) / mcpd")
 ratio(("rmcp-nd", "churn"), ("mcpd", "churn"), "per lifecycle, rmcp (TCP_NODELAY) / mcpd")
+if sys.argv[3]:
+    with open(sys.argv[3], "w") as f:
+        json.dump({"seconds": int(sys.argv[2]), "failed": failed, "rows": measured}, f, indent=1)
 sys.exit(1 if failed else 0)
 EOF

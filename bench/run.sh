@@ -5,7 +5,8 @@
 #   bash bench/run.sh --quick    # smoke: 1 round, short cells, 10,000 sessions (~5 min)
 #
 # Builds everything (cargo build --release; bench/peers/build.sh; apt-get install wrk if missing),
-# runs bench/lib/driver.py (servers on core 0, load on core 1, every process stopped by PID), writes
+# runs bench/lib/driver.py (servers on core 0, load on core 1, every process stopped by PID) and, in
+# a full run, bench/callgrind.sh (instructions per call), writes
 # bench/results/run-<time>[-quick].json, then BENCHMARKS.md and bench/chart.svg
 # (bench/lib/report.py). Exits 1 when any cell had errors (the report says FAILED).
 # Extra arguments go to the driver (e.g. --rounds 5, --duration 10, --peers mcpd,floor).
@@ -69,6 +70,26 @@ rc=0
 python3 "$HERE/lib/driver.py" ${QUICK:+--quick} --out "$OUT" "${ARGS[@]}" || rc=$?
 [ -f "$OUT" ] || die "the driver wrote no results (exit $rc)"
 [ "$rc" -eq 0 ] || say "WARNING: the driver exited with $rc; reporting what it measured"
+# Instructions per call and per lifecycle, counted by callgrind (user space): the steady figure on
+# a VM without hardware counters. Merged into the results as "callgrind".
+if [ -z "$QUICK" ]; then
+  say "counting instructions with callgrind (bench/callgrind.sh)"
+  CG="$OUT.callgrind"
+  bash "$HERE/callgrind.sh" 8 --json "$CG" || { rc=1; say "WARNING: bench/callgrind.sh failed"; }
+  if [ -f "$CG" ]; then
+    python3 - "$OUT" "$CG" <<'EOF'
+import json, sys
+out, cg = sys.argv[1:]
+with open(out) as f:
+    d = json.load(f)
+with open(cg) as f:
+    d["callgrind"] = json.load(f)
+with open(out, "w") as f:
+    json.dump(d, f, indent=1)
+EOF
+    rm -f "$CG"
+  fi
+fi
 rrc=0
 python3 "$HERE/lib/report.py" "$OUT" --md "$ROOT/BENCHMARKS.md" --svg "$HERE/chart.svg" || rrc=$?
 if [ "$rc" -ne 0 ] || [ "$rrc" -ne 0 ]; then

@@ -80,6 +80,11 @@ class Data:
             if m.get("errors"):
                 self.failed.append({"peer": m["peer"], "test": "memory", "errors": m["errors"],
                                     "error": "; ".join(m.get("notes", []))})
+        cg = d.get("callgrind") or {}
+        if cg.get("failed"):
+            self.failed.append({"peer": "callgrind", "test": "bench/callgrind.sh",
+                                "errors": sum(r.get("errors", 0) for r in cg.get("rows", [])) or 1,
+                                "error": "a wrong response or a server that did not start under valgrind"})
         f = d.get("fanout") or {}
         if f.get("errors"):
             self.failed.append({"peer": "mcpd", "test": "fan-out", "errors": f["errors"],
@@ -105,6 +110,14 @@ class Data:
     def has_instr(self):
         """True when this run could count instructions (the VM exposes hardware counters)."""
         return any(c.get("kinstr_per_call") is not None for c in self.cells)
+
+    def cg(self, peer, mode):
+        """User-space instructions per call (`mode` "call") or per lifecycle ("churn") that
+        bench/callgrind.sh counted in this run; None when it did not run or that row failed."""
+        for r in (self.d.get("callgrind") or {}).get("rows", []):
+            if r["peer"] == peer and r["mode"] == mode and r["count"] and not r["errors"]:
+                return r["instructions"] / r["count"]
+        return None
 
     def metric(self, peer, variant, test, key):
         return [c.get(key) for c in self.ok(self.calls(peer, variant, test))]
@@ -455,6 +468,13 @@ def targets(D):
                 None if ri50 is None else ri50 / mi50,
                 None if ti50 is None else ti50 / mi50)),
             None if None in (fi50, ri50, ti50) else (mi50 <= 1.5 * fi50 and ri50 / mi50 >= 3.5 and ti50 / mi50 >= 25))
+    mg, fg, rg = D.cg("mcpd", "call"), D.cg("floor", "call"), D.cg("rmcp-nd", "call")
+    if mi50 is None and mg is not None:
+        add("two of those ratios in user-space instructions per call (callgrind, this run; the kernel's share "
+            "is not counted): ≤ 1.5× the floor; ≥ 3.5× below rmcp",
+            " / ".join("—" if x is None else f"{x:.2f}×" for x in (
+                None if fg is None else mg / fg, None if rg is None else rg / mg)),
+            None if None in (fg, rg) else (mg <= 1.5 * fg and rg / mg >= 3.5))
     add("≥ 3.5× less CPU per call than rmcp (TCP_NODELAY)", "—" if None in (mc50, rm50) else f"{rm50 / mc50:.1f}×{cpu_only}",
         None if None in (mc50, rm50) else rm50 / mc50 >= 3.5)
     add("≥ 25× less CPU per call than the TS SDK", "—" if None in (mc50, ts50) else f"{ts50 / mc50:.1f}×{cpu_only}",
@@ -665,16 +685,31 @@ def instr_sentence(D):
                 "the load generator on the other vCPU (an inter-processor interrupt per wake-up, see "
                 "[Wake-ups](#wake-ups-of-the-load-generator)), which swing between runs by up to 2×; instruction "
                 "counts repeat within about 1 %.")
-    return ("CPU time on a VM also carries steal and the cost of waking the load generator on the other vCPU (see "
+    text = ("CPU time on a VM also carries steal and the cost of waking the load generator on the other vCPU (see "
             "[Wake-ups](#wake-ups-of-the-load-generator)). Instructions per call, the steadier figure, could not "
-            "be counted in this run: " + NO_COUNTERS)
+            "be counted by `perf` in this run: " + NO_COUNTERS)
+    if D.cg("mcpd", "call") is not None:
+        text += (" callgrind counted user-space instructions instead (see [Instructions counted by callgrind]"
+                 "(#instructions-counted-by-callgrind)).")
+    return text
 
 
 def earlier_instr_note(D, results_rel):
-    """Without instruction counts, the ratios of the newest earlier full run that had them: CPU-time ratios
-    depend on how much of each request is fixed kernel and hypervisor cost on the machine at hand."""
+    """Without instruction counts, the ratios in instructions: this run's callgrind counts when it has
+    them, else the newest earlier full run's perf counts. CPU-time ratios depend on how much of each
+    request is fixed kernel and hypervisor cost on the machine at hand."""
     if D.has_instr():
         return ""
+    earlier = newest_with_instr(results_rel)
+    if D.cg("mcpd", "call") is not None:
+        return callgrind_note(D, earlier)
+    if not earlier:
+        return ""
+    return perf_note(D, *earlier)
+
+
+def newest_with_instr(results_rel):
+    """(file name, Data) of the newest earlier full run whose VM could count instructions, or None."""
     here = os.path.dirname(os.path.abspath(os.path.join(ROOT, results_rel)))
     best = None
     for name in sorted(os.listdir(here), reverse=True):
@@ -688,9 +723,85 @@ def earlier_instr_note(D, results_rel):
         if E.has_instr() and E.m("mcpd", "json", "1s_c50", "kinstr_per_call"):
             best = (name, E)
             break
-    if not best:
-        return ""
-    name, E = best
+    return best
+
+
+MACHINE_NOTE = ("**Read the ratio rows with the machine in mind.** A request's kernel and hypervisor cost (syscalls, "
+                "wake-ups) is the same for every server and adds to all of them, so the more a machine charges for "
+                "it the closer the ratios come to 1")
+
+
+def callgrind_note(D, earlier):
+    """The ratios in user-space instructions that bench/callgrind.sh counted in this run, with the kernel's
+    share per call from the newest earlier run that counted it (`earlier`, may be None)."""
+    t = "1s_c50"
+    mg, fg, rg = D.cg("mcpd", "call"), D.cg("floor", "call"), D.cg("rmcp-nd", "call")
+    ml, rl = D.cg("mcpd", "churn"), D.cg("rmcp-nd", "churn")
+    here_fl = D.m("floor", "json", t, "cpu_us_per_call")
+    text = (MACHINE_NOTE + f": the floor needed {num(here_fl, 1)} µs per call in this run. Instructions do not "
+            "depend on that. Counted by callgrind in this run ([below](#instructions-counted-by-callgrind), user "
+            f"space only), mcpd needs {num(mg / 1000, 1)}k instructions per call")
+    if fg:
+        text += f", {mg / fg:.2f}× the floor's {num(fg / 1000, 1)}k"
+    if rg:
+        text += f"; rmcp (TCP_NODELAY) needs {rg / mg:.2f}× mcpd's"
+    if ml and rl:
+        text += f", and {rl / ml:.2f}× mcpd's per session lifecycle"
+    text += "."
+    missed = []
+    kernel = None
+    if earlier:
+        name, E = earlier
+        mk, mu = E.m("mcpd", "json", t, "kinstr_per_call"), E.m("mcpd", "json", t, "kinstr_user_per_call")
+        fk, fu = E.m("floor", "json", t, "kinstr_per_call"), E.m("floor", "json", t, "kinstr_user_per_call")
+        if None not in (mk, mu, fk, fu):
+            kernel = (name, mk - mu, fk - fu)
+    if fg and kernel:
+        name, km, kf = kernel
+        whole = (mg / 1000 + km) / (fg / 1000 + kf)
+        text += (f" The kernel's share, not counted here, was {num(kf, 1)}k per call for the floor and {num(km, 1)}k "
+                 f"for mcpd in [`{name}`](bench/results/{name}), the newest earlier full run that could count it; "
+                 f"added, mcpd comes to {whole:.2f}× the floor's instructions.")
+        if whole > 1.5:
+            missed.append("≤ 1.5× the floor")
+    elif fg and mg > 1.5 * fg:
+        missed.append("≤ 1.5× the floor")
+    if rg and rg / mg < 3.5:
+        missed.append("≥ 3.5× below rmcp")
+    verdict = ("the ratio target " + missed[0] + " is not met" if len(missed) == 1
+               else "the ratio targets " + " and ".join(missed) + " are not met" if missed
+               else "the floor and rmcp ratio targets are met too")
+    text += (" By that measure " + verdict
+             + "; the TS SDK is not run under callgrind.")
+    return text
+
+
+def callgrind_text(D):
+    """The callgrind section: user-space instructions per call and per lifecycle in this run."""
+    cg = D.d.get("callgrind")
+    if not cg:
+        return "Not counted in this run (a quick run skips it, and full runs before 2026-12-03 18:00 did not have it)."
+    mg, ml = D.cg("mcpd", "call"), D.cg("mcpd", "churn")
+    rows = ["| server | per tool call (1 session × 50 conns) | ÷ mcpd's | per session lifecycle (churn, 4 conns) "
+            "| ÷ mcpd's |", "|---|---|---|---|---|"]
+    for p in ("floor", "mcpd", "rmcp-nd"):
+        c, l = D.cg(p, "call"), D.cg(p, "churn")
+        rows.append(f"| {LABEL[p]} | {'—' if c is None else num(c / 1000, 1) + 'k'} | "
+                    f"{'—' if p == 'mcpd' or None in (c, mg) else f'{c / mg:.2f}×'} | "
+                    f"{'—' if l is None else num(l / 1000, 1) + 'k'} | "
+                    f"{'—' if p == 'mcpd' or None in (l, ml) else f'{l / ml:.2f}×'} |")
+    counted = "; ".join(f"{r['peer']} {r['mode']}: {r['count']:,} ({r['errors']} errors)" for r in cg.get("rows", []))
+    return ("\n".join(rows) + "\n\n"
+            f"`bash bench/callgrind.sh {cg.get('seconds', 8)}` after the rounds: each server alone under valgrind's "
+            "callgrind on core 0, the load on core 1 (wrk for calls, `bench/peers/churn` over 4 connections for "
+            f"lifecycles), a 2 s warm-up, then {cg.get('seconds', 8)} s counted; every response checked as in the "
+            f"rounds. Calls or lifecycles counted: {counted}. User space only: the kernel's work for each "
+            "request is not counted. The floor has no sessions, so it has no lifecycle; the TS SDK (Node's JIT) "
+            "and the Python SDK are not run under valgrind. Counts repeat within about 1 % between runs.")
+
+
+def perf_note(D, name, E):
+    """The ratios in instructions of an earlier full run that had hardware counters."""
     t = "1s_c50"
     mi, mc = E.m("mcpd", "json", t, "kinstr_per_call"), E.m("mcpd", "json", t, "cpu_us_per_call")
     fl, flc = E.m("floor", "json", t, "kinstr_per_call"), E.m("floor", "json", t, "cpu_us_per_call")
@@ -712,9 +823,7 @@ def earlier_instr_note(D, results_rel):
             missed.append(target)
     verdict = ("By that measure the ratio targets " + ", ".join(missed) + " are not met." if missed
                else "By that measure the ratio targets are met too.")
-    return ("**Read the ratio rows with the machine in mind.** A request's kernel and hypervisor cost (syscalls, "
-            "wake-ups) is the same for every server and adds to all of them, so the more a machine charges for it "
-            f"the closer the ratios come to 1: the floor needed {num(here_fl, 1)} µs per call in this run and "
+    return (MACHINE_NOTE + f": the floor needed {num(here_fl, 1)} µs per call in this run and "
             f"{num(flc, 1)} µs in [`{name}`](bench/results/{name}), the newest earlier full run that could count "
             f"instructions ({num(fl, 1)}k per call for the floor, {num(mi, 1)}k for mcpd). Counted in instructions, "
             "which do not depend on that, that run put " + "; ".join(parts) + ". " + verdict)
@@ -814,6 +923,10 @@ def document(D, results_rel, svg_rel):
         "### Instructions per call, thousands (user + kernel; lower is better)",
         "",
         calls_table(D, "kinstr_per_call", 1) if D.has_instr() else NO_INSTR,
+        "",
+        "### Instructions counted by callgrind",
+        "",
+        callgrind_text(D),
         "",
         "### Tool calls/s",
         "",
@@ -929,6 +1042,8 @@ def document(D, results_rel, svg_rel):
         "- Instructions and cycles per call: `perf stat -x, -e instructions:u,instructions:k,cycles:u,cycles:k -p "
         "PID` on the server around the same wrk run, divided by completed calls (absent when the machine exposes "
         "no hardware counters). Wake-ups: `CAL` interrupts of core 1 from `/proc/interrupts` around the run.",
+        "- User-space instructions by callgrind (full runs): `bench/callgrind.sh` after the rounds, each server "
+        "alone under valgrind; see [Instructions counted by callgrind](#instructions-counted-by-callgrind).",
         "- Every response is checked by wrk's Lua `response()` callback: a non-2xx status or a body without "
         "`Echo: hello` (SSE variant: `completed 1 steps`) counts as an error, as do socket errors and timeouts "
         "(5 s). A cell with any error is reported FAILED and left out of the medians.",
