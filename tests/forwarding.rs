@@ -313,19 +313,49 @@ async fn stand_in_for(redis: &Redis, a: &mut Server) -> tokio::net::TcpListener 
     listener
 }
 
+/// Nodes a and b, a session made on a, and a stand-in owner in a's place ([`stand_in_for`])
+/// played by `play`, once b's directory has its address. Fields drop in the order written:
+/// the owner's task, then the nodes, then Redis.
+struct StandIn {
+    owner: tokio::task::JoinHandle<()>,
+    sid: String,
+    b: Server,
+    _a: Server,
+    _redis: Redis,
+}
+
+impl StandIn {
+    async fn start<F, Fut>(play: F) -> StandIn
+    where
+        F: FnOnce(tokio::net::TcpListener) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let redis = Redis::start();
+        let mut a = node(&redis, "a", "");
+        let b = node(&redis, "b", "");
+        let sid = a.session().await;
+        let listener = stand_in_for(&redis, &mut a).await;
+        let owner = tokio::spawn(play(listener));
+        // B's directory takes the new address at its next heartbeats.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        StandIn {
+            owner,
+            sid,
+            b,
+            _a: a,
+            _redis: redis,
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_request_that_meets_the_owners_closing_pooled_connections_is_retried_on_a_new_one() {
-    let redis = Redis::start();
-    let mut a = node(&redis, "a", "");
-    let b = node(&redis, "b", "");
-    let sid = a.session().await;
-    let listener = stand_in_for(&redis, &mut a).await;
     let answered = Arc::new(AtomicUsize::new(0));
-    let owner = tokio::spawn(closing_owner(listener, Arc::clone(&answered)));
-    // B's directory takes the new address at its next heartbeats.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let count = Arc::clone(&answered);
+    let t = StandIn::start(|l| closing_owner(l, count)).await;
+    let (b, sid) = (&t.b, t.sid.as_str());
     let ping = || {
-        let (addr, h) = (b.addr, post_headers(&sid));
+        let (addr, h) = (b.addr, post_headers(sid));
         async move {
             send(
                 addr,
@@ -349,7 +379,7 @@ async fn a_request_that_meets_the_owners_closing_pooled_connections_is_retried_o
         assert_eq!(r.json()["result"], json!({}), "the owner's answer, relayed");
     }
     assert!(answered.load(Ordering::SeqCst) >= 7);
-    owner.abort();
+    t.owner.abort();
 }
 
 /// The end of an owner's drain: its listener closes while connections wait in its queue, so a
@@ -358,27 +388,22 @@ async fn a_request_that_meets_the_owners_closing_pooled_connections_is_retried_o
 /// not answered 404.
 #[tokio::test]
 async fn a_new_connection_the_owner_closes_unanswered_counts_as_the_owner_gone() {
-    let redis = Redis::start();
-    let mut a = node(&redis, "a", "");
-    let b = node(&redis, "b", "");
-    let sid = a.session().await;
-    // The stand-in closes every connection unread.
-    let listener = stand_in_for(&redis, &mut a).await;
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&accepted);
-    let owner = tokio::spawn(async move {
+    // The stand-in closes every connection unread.
+    let t = StandIn::start(|listener| async move {
         while let Ok((conn, _)) = listener.accept().await {
             count.fetch_add(1, Ordering::SeqCst);
             drop(conn);
         }
-    });
-    // B's directory takes the new address at its next heartbeats.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    })
+    .await;
+    let (b, sid) = (&t.b, t.sid.as_str());
     let r = send(
         b.addr,
         "POST",
         "/mcp",
-        &post_headers(&sid),
+        &post_headers(sid),
         json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string(),
     )
     .await;
@@ -389,11 +414,11 @@ async fn a_new_connection_the_owner_closes_unanswered_counts_as_the_owner_gone()
         "B tried the owner first"
     );
     assert!(
-        b.wait_log(&["session adopted", &sid], Duration::from_secs(2)),
+        b.wait_log(&["session adopted", sid], Duration::from_secs(2)),
         "{}",
         b.logs()
     );
-    owner.abort();
+    t.owner.abort();
 }
 
 /// A stand-in owner that answers every connection with `partial` (a response's head and part of
@@ -418,19 +443,14 @@ async fn breaking_owner(listener: tokio::net::TcpListener, partial: String) {
 /// as if it were whole (which a client would take for the answer and fail to parse).
 #[tokio::test]
 async fn an_answer_the_owner_breaks_off_reaches_the_client_broken_off_not_short_and_whole() {
-    let redis = Redis::start();
-    let mut a = node(&redis, "a", "");
-    let b = node(&redis, "b", "");
-    let sid = a.session().await;
-    let listener = stand_in_for(&redis, &mut a).await;
     const PART: &str = r#"{"jsonrpc":"2.0","id":1,"res"#;
     // 100 bytes promised, fewer sent.
     let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n";
-    let owner = tokio::spawn(breaking_owner(listener, format!("{head}{PART}")));
-    // B's directory takes the new address at its next heartbeats.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let partial = format!("{head}{PART}");
+    let t = StandIn::start(|l| breaking_owner(l, partial)).await;
+    let (b, sid) = (&t.b, t.sid.as_str());
     let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
-    let mut r = open(b.addr, "POST", "/mcp", &post_headers(&sid), ping).await;
+    let mut r = open(b.addr, "POST", "/mcp", &post_headers(sid), ping).await;
     assert_eq!(r.status, 200, "the owner's head is relayed");
     let body = r.read_for(Duration::from_secs(5)).await;
     assert!(r.ended, "the response ended: {body:?}");
@@ -445,7 +465,7 @@ async fn an_answer_the_owner_breaks_off_reaches_the_client_broken_off_not_short_
         "{}",
         b.logs()
     );
-    owner.abort();
+    t.owner.abort();
 }
 
 /// An SSE stream that breaks at the owner ends cleanly at the relaying node, as it always has:
@@ -453,24 +473,19 @@ async fn an_answer_the_owner_breaks_off_reaches_the_client_broken_off_not_short_
 /// not all when a connection breaks.
 #[tokio::test]
 async fn a_stream_the_owner_breaks_off_ends_cleanly_for_the_client() {
-    let redis = Redis::start();
-    let mut a = node(&redis, "a", "");
-    let b = node(&redis, "b", "");
-    let sid = a.session().await;
-    let listener = stand_in_for(&redis, &mut a).await;
     const EVENT: &str = "id: 1-0\ndata: {}\n\n";
     // One chunk of a chunked SSE body, without the last chunk.
     let head =
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
     let chunk = format!("{:x}\r\n{EVENT}\r\n", EVENT.len());
-    let owner = tokio::spawn(breaking_owner(listener, format!("{head}{chunk}")));
-    // B's directory takes the new address at its next heartbeats.
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let mut r = get_stream(b.addr, &sid, None).await;
+    let partial = format!("{head}{chunk}");
+    let t = StandIn::start(|l| breaking_owner(l, partial)).await;
+    let (b, sid) = (&t.b, t.sid.as_str());
+    let mut r = get_stream(b.addr, sid, None).await;
     assert_eq!(r.status, 200);
     let body = r.read_for(Duration::from_secs(5)).await;
     assert!(r.ended, "the stream ended: {body:?}");
     assert!(!r.broken, "cleanly: {body:?}\n{}", b.logs());
     assert_eq!(body, EVENT, "the owner's event got through");
-    owner.abort();
+    t.owner.abort();
 }
