@@ -174,6 +174,10 @@ pub enum LogFormat {
 pub struct Shutdown {
     /// Time between `/healthz` turning 503 and closing streams.
     pub grace: Duration,
+    /// After `grace`, how long the requests still running (calls inside this node's sessions,
+    /// answers relayed through it) may take to finish; past it they are answered with an error,
+    /// never cut off.
+    pub request_grace: Duration,
 }
 
 impl Config {
@@ -290,7 +294,7 @@ impl Config {
                 return invalid(key, "must be greater than 0".into());
             }
         }
-        let durations: [(&'static str, Duration); 12] = [
+        let durations: [(&'static str, Duration); 13] = [
             ("redis.touch_interval", self.redis.touch_interval),
             ("redis.heartbeat_interval", self.redis.heartbeat_interval),
             ("redis.lookup_timeout", self.redis.lookup_timeout),
@@ -306,6 +310,7 @@ impl Config {
             ("session.sse_retry", self.session.sse_retry),
             ("session.request_timeout", self.session.request_timeout),
             ("redis.session_ttl", self.redis.session_ttl),
+            ("shutdown.request_grace", self.shutdown.request_grace),
         ];
         for (key, value) in durations {
             if value.is_zero() {

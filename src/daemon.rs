@@ -23,8 +23,9 @@ use crate::mcp::Endpoint;
 use crate::session::registry::Registry;
 use crate::session::{CloseReason, SessionTable};
 
-/// How long connections may take to finish once sessions are closed.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+/// Beyond `shutdown.request_grace`, how long connections may take to finish once the server
+/// stops accepting (sessions need up to twice `SETTLE` more to answer what was stopped).
+const DRAIN_MARGIN: Duration = Duration::from_secs(1);
 /// How often `STATUS=` is refreshed for `systemctl status`.
 const STATUS_PERIOD: Duration = Duration::from_secs(5);
 
@@ -96,7 +97,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             max_connections: cfg.server.max_connections,
         },
         stop.clone(),
-        DRAIN_DEADLINE,
+        cfg.shutdown.request_grace.get() + DRAIN_MARGIN,
     ));
     tracing::info!(
         node = %cfg.server.node_id,
@@ -146,7 +147,16 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         }
         closing.cancel();
         stop.cancel();
-        table.close_all(CloseReason::Shutdown).await;
+        let calls = table
+            .close_all(CloseReason::Shutdown, cfg.shutdown.request_grace.get())
+            .await;
+        tracing::info!(
+            running = calls.running,
+            finished = calls.running.saturating_sub(calls.stopped),
+            stopped = calls.stopped,
+            unanswered = calls.unanswered,
+            "sessions closed; the requests running in them were answered"
+        );
         // One last pipeline removes this node's keys (the closes just queued).
         registry_stop.cancel();
         if let Some(w) = writer {

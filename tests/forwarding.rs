@@ -330,9 +330,18 @@ impl StandIn {
         F: FnOnce(tokio::net::TcpListener) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
+        StandIn::start_with("", play).await
+    }
+
+    /// The same, with `b_extra` added to b's config.
+    async fn start_with<F, Fut>(b_extra: &str, play: F) -> StandIn
+    where
+        F: FnOnce(tokio::net::TcpListener) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let redis = Redis::start();
         let mut a = node(&redis, "a", "");
-        let b = node(&redis, "b", "");
+        let b = node(&redis, "b", b_extra);
         let sid = a.session().await;
         let listener = stand_in_for(&redis, &mut a).await;
         let owner = tokio::spawn(play(listener));
@@ -439,10 +448,11 @@ async fn breaking_owner(listener: tokio::net::TcpListener, partial: String) {
 }
 
 /// The owner sends a JSON answer's head and part of its body, then its connection breaks. The
-/// client of the relaying node sees the same: a response that breaks off, not a short body ended
-/// as if it were whole (which a client would take for the answer and fail to parse).
+/// relaying node reads a relayed answer whole before it sends anything, so its client gets a
+/// whole 502 with a JSON-RPC error that says the request may have run, never a cut body (which
+/// the Python SDK cannot survive) nor a short one ended as if it were whole.
 #[tokio::test]
-async fn an_answer_the_owner_breaks_off_reaches_the_client_broken_off_not_short_and_whole() {
+async fn an_answer_the_owner_breaks_off_is_answered_with_a_whole_502_not_cut() {
     const PART: &str = r#"{"jsonrpc":"2.0","id":1,"res"#;
     // 100 bytes promised, fewer sent.
     let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n";
@@ -450,20 +460,144 @@ async fn an_answer_the_owner_breaks_off_reaches_the_client_broken_off_not_short_
     let t = StandIn::start(|l| breaking_owner(l, partial)).await;
     let (b, sid) = (&t.b, t.sid.as_str());
     let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
-    let mut r = open(b.addr, "POST", "/mcp", &post_headers(sid), ping).await;
-    assert_eq!(r.status, 200, "the owner's head is relayed");
-    let body = r.read_for(Duration::from_secs(5)).await;
-    assert!(r.ended, "the response ended: {body:?}");
+    let r = send(b.addr, "POST", "/mcp", &post_headers(sid), ping).await;
+    r.assert_error(502, -32603);
+    let message = r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
     assert!(
-        r.broken,
-        "it broke off, not ended as if whole: {body:?}\n{}",
-        b.logs()
+        message.contains("node a") && message.contains("may have run"),
+        "{message}"
     );
-    assert_eq!(body, PART, "what the owner sent got through");
+    r.assert_sent_with_length();
     assert!(
-        b.wait_log(&["the owner's answer broke off"], Duration::from_secs(2)),
+        b.wait_log(
+            &["the owner's answer broke off; answering 502"],
+            Duration::from_secs(2)
+        ),
         "{}",
         b.logs()
+    );
+    // The node is fine: the same session is served on (here: adopted, the owner is a stand-in).
+    t.owner.abort();
+}
+
+/// A JSON answer relayed from the owner reaches the client with its length (Content-Length), as
+/// the owner sent it, not re-chunked by the relaying node.
+#[tokio::test]
+async fn a_relayed_json_answer_is_sent_with_its_length_not_chunked() {
+    let redis = Redis::start();
+    let a = node(&redis, "a", "");
+    let b = node(&redis, "b", "");
+    let sid = a.session().await;
+    a.wait_registry_synced().await;
+    wait_forwarding(&b, &sid).await;
+    let r = b.call(&sid, 5, "echo", json!({"message": "whole"})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["result"]["content"][0]["text"], "Echo: whole");
+    r.assert_sent_with_length();
+    // A relayed answer without a body (202 to a notification) is empty here too, and neither
+    // counts as an answer cut short.
+    let note = json!({"jsonrpc":"2.0","method":"notifications/progress",
+        "params":{"progressToken":"t","progress":1}});
+    let r = b.post(Some(&sid), &note).await;
+    assert_eq!((r.status, r.body.len()), (202, 0), "{}", r.text());
+    let metrics = send(b.addr, "GET", "/metrics", &[], "").await.text();
+    assert!(
+        metrics.contains("mcpd_http_truncated_responses_total{cause=\"connection\"} 0\n"),
+        "{metrics}"
+    );
+}
+
+/// A call forwarded to its owner while the owner drains: the owner finishes it (within its
+/// `shutdown.request_grace`) before it closes the connection, and the relaying node passes the
+/// answer on whole, with its length.
+#[tokio::test]
+async fn a_forwarded_call_whose_owner_drains_gets_its_whole_answer_through_the_relay() {
+    let redis = Redis::start();
+    let mut a = node(&redis, "a", "[shutdown]\ngrace = \"50ms\"\n");
+    let b = node(&redis, "b", "");
+    let sid = a.session().await;
+    a.wait_registry_synced().await;
+    wait_forwarding(&b, &sid).await;
+    let (addr, owned) = (b.addr, sid.clone());
+    let call = tokio::spawn(async move {
+        let body = json!({"jsonrpc":"2.0","id":3,"method":"tools/call",
+            "params":{"name":"long_task","arguments":{"steps":1,"interval_ms":1500}}});
+        send(
+            addr,
+            "POST",
+            "/mcp",
+            &post_headers(&owned),
+            body.to_string(),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.signal("TERM");
+    let r = call.await.expect("the call's task");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), b.logs());
+    assert_eq!(
+        r.json()["result"]["content"][0]["text"],
+        "completed 1 steps"
+    );
+    r.assert_sent_with_length();
+    assert_eq!(a.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(
+        a.wait_log(&["connections drained", "cut=0"], Duration::from_secs(1)),
+        "{}",
+        a.logs()
+    );
+}
+
+/// A stand-in owner that reads each request and never answers it.
+async fn silent_owner(listener: tokio::net::TcpListener) {
+    use tokio::io::AsyncReadExt;
+    let mut held = Vec::new();
+    while let Ok((mut conn, _)) = listener.accept().await {
+        let mut buf = [0u8; 4096];
+        let _ = conn.read(&mut buf).await;
+        held.push(conn);
+    }
+}
+
+/// A request relayed through a node that drains, to an owner that does not answer: when the
+/// relaying node's `shutdown.request_grace` is over it answers the request itself, whole, with
+/// 503 and a JSON-RPC error, instead of leaving it cut when the process exits; its drain log
+/// line counts it.
+#[tokio::test]
+async fn a_request_without_an_answer_at_the_drain_deadline_gets_a_whole_503() {
+    let mut t = StandIn::start_with(
+        "[shutdown]\ngrace = \"50ms\"\nrequest_grace = \"300ms\"\n",
+        silent_owner,
+    )
+    .await;
+    let (addr, sid) = (t.b.addr, t.sid.clone());
+    let call = tokio::spawn(async move {
+        let ping = json!({"jsonrpc":"2.0","id":4,"method":"ping"}).to_string();
+        send(addr, "POST", "/mcp", &post_headers(&sid), ping).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.b.signal("TERM");
+    let r = call.await.expect("the call's task");
+    r.assert_error(503, -32000);
+    assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("may or may not have run")),
+        "{}",
+        r.text()
+    );
+    assert_eq!(t.b.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(
+        t.b.wait_log(
+            &["connections drained", "answered_503=1", "cut=0"],
+            Duration::from_secs(1)
+        ),
+        "{}",
+        t.b.logs()
     );
     t.owner.abort();
 }

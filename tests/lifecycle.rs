@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{get_stream, send, Server};
+use common::{get_stream, open, send, Server};
 use serde_json::json;
 
 async fn wait_sessions(s: &Server, n: u64, within: Duration) -> bool {
@@ -176,25 +176,128 @@ async fn a_request_inside_a_session_when_the_drain_closes_it_gets_its_answer_not
     );
 }
 
-/// A request still running when the drain's wait for it ends loses its session: it gets the 404
-/// of a session that is gone, and the node logs why, so the journal accounts for every 404.
+/// A call slower than the old 250 ms wait, running when the drain closes the sessions, finishes
+/// within `shutdown.request_grace` and gets its own result, sent whole with its length.
 #[tokio::test]
-async fn a_request_still_running_when_the_drain_closes_its_session_gets_404_and_a_log_line() {
+async fn a_slow_call_running_at_the_drain_is_answered_whole_with_its_result() {
     let mut s = Server::start("[shutdown]\ngrace = \"50ms\"\n");
-    // Far longer than the drain waits for a request inside a session (250 ms).
-    let r = long_task_at_drain(&mut s, 8, 3000).await;
-    r.assert_error(404, -32001);
+    let r = long_task_at_drain(&mut s, 8, 1500).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["result"]["content"][0]["text"],
+        "completed 1 steps"
+    );
+    r.assert_sent_with_length();
     assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
     assert!(
-        s.logs()
-            .contains("the session closed while its request ran; answering 404"),
-        "the 404 is logged: {}",
+        s.wait_log(
+            &[
+                "the requests running in them were answered",
+                "running=1",
+                "finished=1",
+                "stopped=0"
+            ],
+            Duration::from_secs(1)
+        ),
+        "{}",
         s.logs()
     );
 }
 
+/// A call still running when `shutdown.request_grace` ends is stopped, and its POST is answered
+/// whole with an error result that names the node and says the session goes on: never cut, never
+/// the 404 of a session that is gone (a peer continues it).
+#[tokio::test]
+async fn a_call_running_past_the_request_grace_is_answered_whole_with_an_error_not_404() {
+    let mut s = Server::start("[shutdown]\ngrace = \"50ms\"\nrequest_grace = \"300ms\"\n");
+    let r = long_task_at_drain(&mut s, 8, 5000).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let result = &r.json()["result"];
+    assert_eq!(result["isError"], true, "{result}");
+    let text = result["content"][0]["text"].as_str().unwrap_or("");
+    assert!(
+        text.contains("shut down") && text.contains("continues on another node"),
+        "{text}"
+    );
+    assert_eq!(s.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(
+        s.wait_log(
+            &["running=1", "stopped=1", "unanswered=0"],
+            Duration::from_secs(1)
+        ),
+        "{}",
+        s.logs()
+    );
+}
+
+/// Starts a `long_task` of `steps` × `interval_ms` with a progress token in a new session of
+/// `s` (so its POST answers with an SSE stream), waits for its first progress event, and sends
+/// SIGTERM. Returns the stream.
+async fn streaming_task_at_drain(s: &mut Server, steps: u64, interval_ms: u64) -> common::Stream {
+    let sid = s.session().await;
+    let call = json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"long_task",
+        "arguments":{"steps":steps,"interval_ms":interval_ms},"_meta":{"progressToken":"p"}}});
+    let mut r = open(
+        s.addr,
+        "POST",
+        "/mcp",
+        &common::post_headers(&sid),
+        call.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let first = r
+        .next_message(Duration::from_secs(5))
+        .await
+        .expect("progress");
+    assert_eq!(first["method"], "notifications/progress", "{first}");
+    s.signal("TERM");
+    r
+}
+
+/// The messages left on `r` until its end, which must come whole (not broken) within 10 s.
+async fn rest_of(r: &mut common::Stream) -> Vec<serde_json::Value> {
+    let mut messages = Vec::new();
+    while let Some(m) = r.next_message(Duration::from_secs(10)).await {
+        messages.push(m);
+    }
+    assert!(
+        r.ended && !r.broken,
+        "ended whole: ended={} broken={}",
+        r.ended,
+        r.broken
+    );
+    messages
+}
+
+/// A POST whose answer is an SSE stream (the call sends progress) is not cut by the drain the way
+/// the GET streams are: its stream carries the call's result, then ends cleanly.
+#[tokio::test]
+async fn a_streaming_call_running_at_the_drain_gets_its_result_on_its_own_stream() {
+    let mut s = Server::start("[shutdown]\ngrace = \"50ms\"\n");
+    let mut r = streaming_task_at_drain(&mut s, 4, 300).await;
+    let messages = rest_of(&mut r).await;
+    let last = messages.last().expect("messages after the SIGTERM");
+    assert_eq!(last["id"], 9, "{messages:?}");
+    assert_eq!(last["result"]["content"][0]["text"], "completed 4 steps");
+    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+/// A streaming call still running when `shutdown.request_grace` ends gets an error result on its
+/// stream, which then ends cleanly: the client has its answer, not a stream to resume forever.
+#[tokio::test]
+async fn a_streaming_call_past_the_request_grace_ends_its_stream_with_an_error_result() {
+    let mut s = Server::start("[shutdown]\ngrace = \"50ms\"\nrequest_grace = \"300ms\"\n");
+    let mut r = streaming_task_at_drain(&mut s, 50, 200).await;
+    let messages = rest_of(&mut r).await;
+    let last = messages.last().expect("messages after the SIGTERM");
+    assert_eq!(last["id"], 9, "{messages:?}");
+    assert_eq!(last["result"]["isError"], true, "{last}");
+    assert_eq!(s.wait_exit(Duration::from_secs(5)), Some(0));
+}
+
 /// An idle keep-alive connection does not hold the stop: the server closes it as soon as the
-/// drain ends, not at the 5 s deadline that only a connection still busy with a request waits for.
+/// drain ends, not at the deadline that only a connection still busy with a request waits for.
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_when_the_drain_ends() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -77,6 +77,11 @@ async fn metrics_count_sessions_requests_streams_misses_and_the_registry() {
         1.0
     );
     assert_eq!(value(&text, "mcpd_sse_streams_open "), 1.0);
+    // Every answer was handed over whole; the series are there at 0 for alerts to watch.
+    for cause in ["connection", "drain"] {
+        let series = format!("mcpd_http_truncated_responses_total{{cause=\"{cause}\"}} ");
+        assert_eq!(value(&text, &series), 0.0, "{series}");
+    }
     assert_eq!(value(&text, "mcpd_registry_connected "), 1.0);
     assert_eq!(value(&text, "mcpd_registry_queue_depth "), 0.0);
     assert_eq!(value(&text, "mcpd_draining "), 0.0);

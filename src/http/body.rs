@@ -1,5 +1,11 @@
-//! The response body: empty, one buffer, an SSE byte stream, or bytes relayed from another node.
+//! The response body: empty, one buffer, or an SSE byte stream (this node's, or one relayed from
+//! another node).
+//!
+//! A body never fails: once a response's head is sent, its body is sent whole. A buffer goes
+//! out with its length; a stream ends cleanly (its client resumes it with `Last-Event-ID`). What
+//! cannot be answered whole is answered with a whole error instead, before any byte is sent.
 
+use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -13,17 +19,7 @@ pub enum Body {
     Empty,
     Full(Option<Bytes>),
     Stream(BoxStream<'static, Bytes>),
-    /// Another node's answer, relayed (misroute rescue). An error breaks this response off: the
-    /// connection closes without the body's proper end, so the client sees a broken response, as
-    /// it would have from that node, never a short one that looks whole (the forwarder decides
-    /// which answers may break off).
-    Relayed(BoxStream<'static, Result<Bytes, RelayBroken>>),
 }
-
-/// The relayed answer broke off before its end (the other node closed or reset the connection).
-#[derive(Debug, thiserror::Error)]
-#[error("the relayed response broke off: {0}")]
-pub struct RelayBroken(pub String);
 
 impl Body {
     /// A body of these bytes.
@@ -34,21 +30,18 @@ impl Body {
 
 impl http_body::Body for Body {
     type Data = Bytes;
-    type Error = RelayBroken;
+    type Error = Infallible;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, RelayBroken>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Stream(s) => Pin::new(s)
                 .poll_next(cx)
                 .map(|o| o.map(|b| Ok(Frame::data(b)))),
-            Body::Relayed(s) => Pin::new(s)
-                .poll_next(cx)
-                .map(|o| o.map(|r| r.map(Frame::data))),
         }
     }
 
@@ -56,7 +49,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => true,
             Body::Full(b) => b.is_none(),
-            Body::Stream(_) | Body::Relayed(_) => false,
+            Body::Stream(_) => false,
         }
     }
 
@@ -65,7 +58,7 @@ impl http_body::Body for Body {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Body::Full(None) => SizeHint::with_exact(0),
-            Body::Stream(_) | Body::Relayed(_) => SizeHint::default(),
+            Body::Stream(_) => SizeHint::default(),
         }
     }
 }

@@ -14,18 +14,22 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
 
-use super::body::RelayBroken;
 use super::Body;
+use crate::mcp::jsonrpc::ErrorCode;
 use crate::mcp::transport::{header as mcp_header, Forward, Reply};
 
 /// How long a peer may take to accept the connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The largest answer (other than an SSE stream) relayed from a peer. Relayed answers are read
+/// whole before they are sent on; a larger one is answered as broken (502).
+const MAX_RELAYED_ANSWER: usize = 64 << 20;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) are this connection's, not the request's.
 const HOP_BY_HOP: [&str; 8] = [
@@ -95,6 +99,7 @@ impl Forwarder {
             Ok(_) => "relayed",
             Err(ForwardError::Connect(_)) => "refused",
             Err(ForwardError::Closed(_)) => "closed",
+            Err(ForwardError::Broken(_)) => "broken",
             Err(_) => "unreachable",
         };
         crate::telemetry::metrics()
@@ -111,6 +116,22 @@ impl Forwarder {
                 if let ForwardError::Connect(_) | ForwardError::Closed(_) = e {
                     tracing::info!(owner_node = %to.node, url = %to.url, error = %e, elapsed_ms, "the session's owner does not accept connections");
                     return Err(Unreachable);
+                }
+                if let ForwardError::Broken(_) = e {
+                    // The owner may have run the request: say so, whole, and let the client
+                    // decide. Its session is not in question.
+                    tracing::warn!(owner_node = %to.node, url = %to.url, error = %e, elapsed_ms, "the owner's answer broke off; answering 502");
+                    return Ok((
+                        super::routes::into_response(Reply::error(
+                            502,
+                            ErrorCode::INTERNAL_ERROR,
+                            format!(
+                                "Bad Gateway: the answer of node {} (which holds this session) broke off; the request may have run there",
+                                to.node
+                            ),
+                        )),
+                        false,
+                    ));
                 }
                 tracing::warn!(
                     owner_node = %to.node,
@@ -184,33 +205,50 @@ impl Forwarder {
         }
         let res = res?;
         let (parts, incoming) = res.into_parts();
-        // The owner's bytes as they come: SSE events are relayed one by one. A JSON answer that
-        // breaks off there breaks off here too: its client sees a failed request, not a short body
-        // that looks whole. A stream that breaks there ends here, cleanly, as it always has: its
-        // client resumes with Last-Event-ID through any node, which SDKs do on a stream's end but
-        // not all on a broken connection. Only streams end with this node's drain; a JSON answer is
-        // short and is always relayed whole (a draining node hands requests to peers and must pass
-        // their answers back).
+        // An SSE stream is relayed event by event, and ends here, cleanly, when it breaks there
+        // or when this node drains: its client resumes with Last-Event-ID through any node,
+        // which SDKs do on a stream's end but not all on a broken connection.
+        //
+        // Any other answer (JSON, an error) is read whole from the owner before anything is sent
+        // here, then sent with its length. So it is never cut on the way: an answer that breaks
+        // off at the owner, is too large or too slow becomes a whole error reply of this node
+        // (the caller's [`ForwardError::Broken`]), never a half body that the client cannot tell
+        // from a lost call, and a client never has to read a chunked JSON body.
         let is_stream = parts
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
-        let owner = to.node.clone();
-        let body = incoming.into_data_stream().map(move |chunk| {
-            chunk.map_err(|e| {
-                tracing::info!(owner_node = %owner, error = %e, "the owner's answer broke off");
-                RelayBroken(e.to_string())
-            })
-        });
-        let stream = if is_stream {
-            body.take_while(|chunk| std::future::ready(chunk.is_ok()))
-                .take_until(self.closing.clone().cancelled_owned())
-                .boxed()
+        let body = if is_stream {
+            let owner = to.node.clone();
+            let stream = incoming
+                .into_data_stream()
+                .take_while(move |chunk| {
+                    if let Err(e) = chunk {
+                        tracing::info!(owner_node = %owner, error = %e, "the owner's stream broke off; ending it here");
+                    }
+                    std::future::ready(chunk.is_ok())
+                })
+                .filter_map(|chunk| std::future::ready(chunk.ok()))
+                .take_until(self.closing.clone().cancelled_owned());
+            Body::Stream(stream.boxed())
         } else {
-            body.boxed()
+            let whole = Limited::new(incoming, MAX_RELAYED_ANSWER).collect();
+            match tokio::time::timeout(self.response_timeout, whole).await {
+                Ok(Ok(collected)) => match collected.to_bytes() {
+                    bytes if bytes.is_empty() => Body::Empty,
+                    bytes => Body::full(bytes),
+                },
+                Ok(Err(e)) => return Err(ForwardError::Broken(format!("{e:#}"))),
+                Err(_) => {
+                    return Err(ForwardError::Broken(format!(
+                        "no whole answer within {:?}",
+                        self.response_timeout
+                    )))
+                }
+            }
         };
-        let mut response = Response::new(Body::Relayed(stream));
+        let mut response = Response::new(body);
         *response.status_mut() = parts.status;
         for (name, value) in &parts.headers {
             if !is_hop_by_hop(name) && *name != header::CONTENT_LENGTH {
@@ -287,6 +325,9 @@ enum ForwardError {
     BadUrl(String),
     #[error("no response from the peer in time")]
     Timeout,
+    /// The peer's answer began but did not arrive whole (closed, reset, too slow or too large).
+    #[error("the answer broke off: {0}")]
+    Broken(String),
     #[error("{0}")]
     Peer(String),
 }

@@ -32,6 +32,8 @@ use http_body::{Frame, SizeHint};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use tokio::time::{Instant, Sleep};
 
+use super::Body;
+
 /// What one connection's requests tell its reader: whether a request is in flight and when the
 /// connection last became ready for a new one. Shared by the connection's service (which marks
 /// requests) and its [`HeadTimeout`] reader (which enforces the deadline); both live in the
@@ -60,6 +62,11 @@ impl Readiness {
         InFlight(Arc::clone(self))
     }
 
+    /// Requests in flight on this connection now.
+    pub(super) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
     /// When the client must have sent its next request head, or `None` while a request is in
     /// flight.
     fn deadline(&self, timeout: Duration) -> Option<Instant> {
@@ -86,29 +93,55 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body holding its request's [`InFlight`] until hyper drops it.
-pub(super) struct Tracked<B> {
-    body: B,
+/// A response body holding its request's [`InFlight`] until hyper drops it. An answer that hyper
+/// drops before taking it whole (its connection ended first: the client left, or a write failed)
+/// is counted in `mcpd_http_truncated_responses_total{cause="connection"}`.
+pub(super) struct Tracked {
+    body: Body,
+    /// The answer to a HEAD request, whose body hyper never sends.
+    head: bool,
+    status: u16,
     _in_flight: InFlight,
 }
 
-impl<B> Tracked<B> {
-    pub(super) fn new(body: B, in_flight: InFlight) -> Self {
+impl Tracked {
+    pub(super) fn new(body: Body, head: bool, status: u16, in_flight: InFlight) -> Self {
         Tracked {
             body,
+            head,
+            status,
             _in_flight: in_flight,
         }
     }
 }
 
-impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for Tracked<B> {
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // A buffer still here was never handed to the connection. Streams are left out: a
+        // client ends those by leaving, and resumes them.
+        if matches!(&self.body, Body::Full(Some(b)) if !b.is_empty()) && !self.head {
+            tracing::debug!(
+                status = self.status,
+                "an answer could not be handed over whole: its connection ended first"
+            );
+            crate::telemetry::metrics()
+                .truncated
+                .get_or_create(&crate::telemetry::metrics::CauseLabels {
+                    cause: "connection",
+                })
+                .inc();
+        }
+    }
+}
+
+impl http_body::Body for Tracked {
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = std::convert::Infallible;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         Pin::new(&mut self.get_mut().body).poll_frame(cx)
     }
 

@@ -7,6 +7,7 @@
 //! [`crate::mcp`].
 
 mod body;
+mod drain;
 mod forward;
 mod head_timeout;
 mod routes;
@@ -37,16 +38,23 @@ pub struct ServerOptions {
     pub max_connections: usize,
 }
 
-/// Accepts connections until `stop` is cancelled, then lets open connections finish within
-/// `drain` (SSE bodies end on their own when the server's shutdown token fires).
+/// How long connections get to send the answers made at the drain's deadline and close.
+const FLUSH: Duration = Duration::from_secs(1);
+
+/// Accepts connections until `stop` is cancelled, then lets open connections finish their
+/// requests within `finish_within` (SSE bodies end on their own when the server's shutdown token
+/// fires). A request still without an answer then is answered 503 ([`drain::Deadline`]),
+/// so none is left cut: what is still in flight after [`FLUSH`] more is counted as cut
+/// (`mcpd_http_truncated_responses_total{cause="drain"}`) and the log line says how each ended.
 pub async fn serve(
     listener: TcpListener,
     router: Arc<Router>,
     opts: ServerOptions,
     stop: CancellationToken,
-    drain: Duration,
+    finish_within: Duration,
 ) {
     let connections = TaskTracker::new();
+    let book = Arc::new(drain::DrainBook::default());
     let permits = Arc::new(Semaphore::new(opts.max_connections));
     let mut h1 = http1::Builder::new();
     // No timer: the header read timeout is kept per connection by `HeadTimeout`, not by hyper's
@@ -81,23 +89,29 @@ pub async fn serve(
         let router = Arc::clone(&router);
         let readiness = Readiness::new();
         let marks = Arc::clone(&readiness);
+        let noted = (Arc::clone(&readiness), Arc::clone(&book));
+        let on_stop = move || noted.1.note(noted.0);
         let service = service_fn(move |req| {
             // The connection counts as waiting for a request head again once the response body
             // is written and dropped.
             let in_flight = marks.begin();
+            let head = req.method() == hyper::Method::HEAD;
             let router = Arc::clone(&router);
             // Boxed: hyper keeps room for one request future per connection for as long as the
             // connection lives. An open SSE stream would hold that room for hours; boxed, it is
             // freed with the request.
             async move {
-                let response = Box::pin(router.handle(req)).await;
+                let response = Box::pin(router.until_deadline(router.handle(req))).await;
                 // Replies go out after the other connections that are ready have been read: under
                 // load they leave in bursts and a client that waits for several wakes once for
                 // them, not once per reply (the way Redis writes replies before its loop sleeps).
                 // Measured with the bench on 2 vCPUs: waking the load generator per reply cost
                 // more CPU per call (cross-CPU wake-ups) than this one extra poll.
                 tokio::task::yield_now().await;
-                Ok::<_, std::convert::Infallible>(response.map(|b| Tracked::new(b, in_flight)))
+                Ok::<_, std::convert::Infallible>({
+                    let status = response.status().as_u16();
+                    response.map(|b| Tracked::new(b, head, status, in_flight))
+                })
             }
         });
         let (h1, h2) = (h1.clone(), h2.clone());
@@ -114,11 +128,11 @@ pub async fn serve(
                     Ok(false) => {
                         let io = HeadTimeout::new(TokioIo::new(stream), readiness, wait);
                         let conn = h1.serve_connection(io, service);
-                        Stoppable::new(conn, stop, |c| c.graceful_shutdown()).await
+                        Stoppable::new(conn, stop, |c| c.graceful_shutdown(), on_stop).await
                     }
                     Ok(true) => {
                         let conn = h2.serve_connection(TokioIo::new(stream), service);
-                        Stoppable::new(conn, stop, |c| c.graceful_shutdown()).await
+                        Stoppable::new(conn, stop, |c| c.graceful_shutdown(), on_stop).await
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "no request arrived");
@@ -135,11 +149,39 @@ pub async fn serve(
     drop(listener);
     connections.close();
     // Every connection saw `stop` and is finishing its request in flight (an idle one closes).
-    tokio::select! {
-        () = connections.wait() => tracing::debug!("all connections closed"),
-        () = tokio::time::sleep(drain) => {
-            tracing::warn!(after = ?drain, open = connections.len(), "connections still open at the drain deadline; closing them");
+    let finished = tokio::select! {
+        () = connections.wait() => true,
+        () = tokio::time::sleep(finish_within) => false,
+    };
+    if !finished {
+        // Whatever has no answer yet gets a whole 503 now, rather than being cut at the exit.
+        router.deadline().fire();
+        tokio::select! {
+            () = connections.wait() => {}
+            () = tokio::time::sleep(FLUSH) => {}
         }
+    }
+    let book = book.summary();
+    let answered_503 = router.deadline().answered();
+    let cut = book.in_flight;
+    let finished = book.requests.saturating_sub(answered_503 + cut);
+    tracing::info!(
+        connections = book.connections,
+        requests = book.requests,
+        finished,
+        answered_503,
+        cut,
+        "connections drained"
+    );
+    if cut > 0 {
+        crate::telemetry::metrics()
+            .truncated
+            .get_or_create(&crate::telemetry::metrics::CauseLabels { cause: "drain" })
+            .inc_by(cut as u64);
+        tracing::warn!(
+            cut,
+            "requests were still in flight when the drain ended: their answers are cut off"
+        );
     }
 }
 

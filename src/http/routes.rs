@@ -39,6 +39,8 @@ pub struct Router {
     body_timeout: Duration,
     draining: CancellationToken,
     forwarder: super::Forwarder,
+    /// At the drain's deadline, requests still without an answer get a 503.
+    deadline: super::drain::Deadline,
 }
 
 impl Router {
@@ -61,7 +63,33 @@ impl Router {
             body_timeout,
             draining,
             forwarder,
+            deadline: super::drain::Deadline::default(),
         }
+    }
+
+    /// `answer`, or, if the drain's deadline comes first, a whole 503 that says the request may
+    /// or may not have run. Costs nothing for an answer that is ready at once.
+    pub(super) async fn until_deadline(
+        &self,
+        answer: impl Future<Output = Response<Body>>,
+    ) -> Response<Body> {
+        self.deadline
+            .until(answer, || {
+                into_response(Reply::unavailable(
+                    format!(
+                        "Service Unavailable: node {} shut down before this request was answered \
+                         (shutdown.request_grace); it may or may not have run",
+                        self.node
+                    ),
+                    1,
+                ))
+            })
+            .await
+    }
+
+    /// The drain's deadline for the requests still waiting for an answer.
+    pub(super) fn deadline(&self) -> &super::drain::Deadline {
+        &self.deadline
     }
 
     /// Answers one request. Routed before any future exists: the future the connection boxes per

@@ -15,9 +15,11 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 /// locks the channel's waiter list — a lock all worker threads take for every request. Here the
 /// wake-up is registered with `stop` once per connection (again only if the task's waker ever
 /// changes), and an ordinary poll only reads whether `stop` has fired.
-pub(super) struct Stoppable<C> {
+pub(super) struct Stoppable<C, N> {
     conn: C,
     shutdown: fn(Pin<&mut C>),
+    /// Called once when `stop` fires (the drain's book of open connections).
+    on_stop: Option<N>,
     stop: CancellationToken,
     /// Wakes this connection's task when `stop` fires; polled only to register a waker.
     stopped: Pin<Box<WaitForCancellationFutureOwned>>,
@@ -26,12 +28,19 @@ pub(super) struct Stoppable<C> {
     stopping: bool,
 }
 
-impl<C: Future + Unpin> Stoppable<C> {
-    /// `shutdown` starts `conn`'s graceful shutdown (hyper's `graceful_shutdown`).
-    pub(super) fn new(conn: C, stop: CancellationToken, shutdown: fn(Pin<&mut C>)) -> Self {
+impl<C: Future + Unpin, N: FnOnce() + Unpin> Stoppable<C, N> {
+    /// `shutdown` starts `conn`'s graceful shutdown (hyper's `graceful_shutdown`); `on_stop` is
+    /// called just before it.
+    pub(super) fn new(
+        conn: C,
+        stop: CancellationToken,
+        shutdown: fn(Pin<&mut C>),
+        on_stop: N,
+    ) -> Self {
         Stoppable {
             conn,
             shutdown,
+            on_stop: Some(on_stop),
             stopped: Box::pin(stop.clone().cancelled_owned()),
             stop,
             registered: None,
@@ -40,7 +49,7 @@ impl<C: Future + Unpin> Stoppable<C> {
     }
 }
 
-impl<C: Future + Unpin> Future for Stoppable<C> {
+impl<C: Future + Unpin, N: FnOnce() + Unpin> Future for Stoppable<C, N> {
     type Output = C::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
@@ -54,6 +63,9 @@ impl<C: Future + Unpin> Future for Stoppable<C> {
                 this.stop.is_cancelled() || (!known && this.stopped.as_mut().poll(cx).is_ready());
             if fired {
                 this.stopping = true;
+                if let Some(on_stop) = this.on_stop.take() {
+                    on_stop();
+                }
                 (this.shutdown)(Pin::new(&mut this.conn));
             } else if !known {
                 this.registered = Some(cx.waker().clone());

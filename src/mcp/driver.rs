@@ -67,7 +67,7 @@ pub(crate) async fn run(
         done.extend(
             finished
                 .into_iter()
-                .filter_map(|(id, outcome)| answer(session, id, outcome, timeout)),
+                .filter_map(|(id, outcome)| answer(shared, session, id, outcome, timeout)),
         );
         if session.is_closed() {
             return closed_under(session);
@@ -100,7 +100,7 @@ pub(crate) async fn run(
     );
     match mode_rx.await {
         Ok(Mode::Json(body)) => Reply::json(body),
-        Ok(Mode::Sse(reader)) => shared.sse_reply(session, reader, None, false),
+        Ok(Mode::Sse(reader)) => shared.sse_reply(session, reader, None, false, true),
         // The driver ended without answering: the session was closed under it.
         Err(_) if session.is_closed() => closed_under(session),
         Err(_) => Reply::error(
@@ -148,12 +148,18 @@ fn closed_under(session: &Session) -> Reply {
 
 /// Ends a finished call's request and encodes its response, unless the session is gone (then
 /// nobody is left to answer).
-fn answer(session: &Session, id: RequestId, outcome: Outcome, timeout: Duration) -> Option<Bytes> {
+fn answer(
+    shared: &Shared,
+    session: &Session,
+    id: RequestId,
+    outcome: Outcome,
+    timeout: Duration,
+) -> Option<Bytes> {
     session.end_request(&id);
     if session.is_closed() {
         return None;
     }
-    let result = outcome.into_result(session, &id, timeout);
+    let result = outcome.into_result(&shared.node, session, &id, timeout);
     Some(jsonrpc::response(&id, result))
 }
 
@@ -214,7 +220,7 @@ impl Driver {
     /// A call is over: its result is queued, unless the session is gone.
     fn finish(&mut self, id: RequestId, outcome: Outcome) {
         let timeout = self.shared.limits.request_timeout;
-        if let Some(message) = answer(&self.session, id, outcome, timeout) {
+        if let Some(message) = answer(&self.shared, &self.session, id, outcome, timeout) {
             self.deliver(message);
         }
     }
@@ -344,9 +350,21 @@ enum Outcome {
 
 impl Outcome {
     /// What the client is told.
-    fn into_result(self, session: &Session, id: &RequestId, timeout: Duration) -> ToolResult {
+    fn into_result(
+        self,
+        node: &str,
+        session: &Session,
+        id: &RequestId,
+        timeout: Duration,
+    ) -> ToolResult {
         match self {
             Outcome::Done(r) => r,
+            // Stopped by this node's drain (`shutdown.request_grace` ran out): a whole answer
+            // that says so, on the request's own reply. The session itself goes on elsewhere.
+            Outcome::Cancelled if session.is_stopping() => ToolResult::error(format!(
+                "the call was stopped: node {node} shut down before it finished \
+                 (shutdown.request_grace); the session continues on another node, call again"
+            )),
             // Answered with a result rather than silence: the SDK clients resume a primed
             // stream that ends without a result, forever; they drop this late result.
             Outcome::Cancelled => ToolResult::error("request cancelled by the client"),

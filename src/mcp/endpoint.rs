@@ -80,13 +80,16 @@ impl Shared {
         }
     }
 
-    /// An SSE reply reading `reader`, sending `first` before anything else.
+    /// An SSE reply reading `reader`, sending `first` before anything else. A GET's stream
+    /// (`carries_answers` false) ends when the node drains; a POST's ends when its answers are
+    /// sent.
     pub fn sse_reply(
         &self,
         session: &Arc<Session>,
         reader: ReaderGuard,
         first: Option<Bytes>,
         linger: bool,
+        carries_answers: bool,
     ) -> Reply {
         let stream = sse::follow(
             reader,
@@ -94,7 +97,7 @@ impl Shared {
             Follow {
                 keep_alive: self.limits.keep_alive,
                 retry: self.limits.sse_retry,
-                shutdown: self.closing.clone(),
+                shutdown: (!carries_answers).then(|| self.closing.clone()),
                 session_closed: session.cancel_token().clone(),
                 busy: session.hold(),
                 linger,
@@ -272,7 +275,8 @@ impl Endpoint {
                     self.shared.limits.sse_retry,
                 )
             });
-        self.shared.sse_reply(&session, reader, first, linger)
+        self.shared
+            .sse_reply(&session, reader, first, linger, false)
     }
 
     /// A DELETE: ends the session. For an id this node does not hold the answer is 404, but its

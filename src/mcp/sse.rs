@@ -53,7 +53,9 @@ pub struct Follow {
     /// The reconnect delay announced when the server closes the connection.
     pub retry: Duration,
     /// Cancelled when the server drains: the connection gets a jittered `retry:` and ends.
-    pub shutdown: CancellationToken,
+    /// `None` for a POST's stream, which carries answers: it ends when they are all sent (a
+    /// drain answers every request, see `SessionTable::close_all`), never cut short by the drain.
+    pub shutdown: Option<CancellationToken>,
     /// Cancelled when the session closes: the connection ends.
     pub session_closed: CancellationToken,
     /// Keeps the session from being reaped while the connection is open.
@@ -93,7 +95,7 @@ struct State {
 
 struct FollowOpts {
     retry: Duration,
-    shutdown: CancellationToken,
+    shutdown: Option<CancellationToken>,
     session_closed: CancellationToken,
 }
 
@@ -133,7 +135,7 @@ pub fn follow(
         loop {
             // A drain is checked first: closing the sessions also finishes their streams, and a
             // client must get its retry hint whichever it sees first.
-            if opts.shutdown.is_cancelled() {
+            if opts.shutdown.as_ref().is_some_and(|t| t.is_cancelled()) {
                 st.done = true;
                 return Some((retry(jittered(opts.retry)), st));
             }
@@ -156,13 +158,21 @@ pub fn follow(
             }
             tokio::select! {
                 biased;
-                () = opts.shutdown.cancelled() => {}
+                () = drained(opts.shutdown.as_ref()) => {}
                 () = opts.session_closed.cancelled() => return None,
                 () = &mut changed => {}
                 _ = st.keep_alive.tick() => return Some((Bytes::from_static(KEEP_ALIVE), st)),
             }
         }
     })
+}
+
+/// Fires when `shutdown` is cancelled; never without one.
+async fn drained(shutdown: Option<&CancellationToken>) {
+    match shutdown {
+        Some(t) => t.cancelled().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// `base` plus up to 100 % random extra, so that clients told to come back do not all come back

@@ -60,6 +60,9 @@ struct State {
     in_flight: super::FastMap<RequestId, CancellationToken>,
     pending: HashMap<i64, PendingRequest>,
     next_request: i64,
+    /// Set by [`Session::stop_requests`]: the node is shutting down, and requests cancelled from
+    /// then on are answered as stopped by the shutdown, not as cancelled by the client.
+    stopping: bool,
 }
 
 /// Why a request could not be registered as in flight.
@@ -147,6 +150,7 @@ impl Session {
                 in_flight: super::FastMap::default(),
                 pending: HashMap::new(),
                 next_request: 0,
+                stopping: false,
             }),
         }
     }
@@ -338,8 +342,32 @@ impl Session {
             return Err(InFlightError::TooMany(limit));
         }
         let token = self.cancel.child_token();
+        if st.stopping {
+            token.cancel();
+        }
         st.in_flight.insert(id, token.clone());
         Ok(token)
+    }
+
+    /// Requests registered as running ([`Session::start_request`]) and not yet ended.
+    pub fn running(&self) -> usize {
+        self.lock().in_flight.len()
+    }
+
+    /// Cancels every running request (and any registered later) because the node shuts down:
+    /// each is still answered, whole, on its own reply ([`Session::is_stopping`] tells the
+    /// answer apart from a client's cancellation), before the session is closed.
+    pub fn stop_requests(&self) {
+        let mut st = self.lock();
+        st.stopping = true;
+        for token in st.in_flight.values() {
+            token.cancel();
+        }
+    }
+
+    /// Whether [`Session::stop_requests`] was called.
+    pub fn is_stopping(&self) -> bool {
+        self.lock().stopping
     }
 
     /// Server→client requests still awaiting an answer.

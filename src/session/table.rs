@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 use super::registry::{Registry, Removal};
 use super::{Entered, Session, SessionId};
 
-/// How long a shutdown waits for the requests inside a session to be answered before it closes
-/// the session: enough for any request that needs no slow tool, short next to `shutdown.grace`.
+/// How long a shutdown waits for stopped requests to be answered, and then for their streams to
+/// be read, before it closes the sessions.
 pub const SETTLE: Duration = Duration::from_millis(250);
 
 /// Why a session ended (logged, and counted once metrics exist).
@@ -251,10 +251,12 @@ impl SessionTable {
     /// Closes every session (shutdown) and waits for their tasks to finish.
     ///
     /// The sessions leave the table first, so a request that arrives from then on misses (and a
-    /// draining node hands it to a peer). Requests already inside a session ([`Entered`]) get
-    /// up to [`SETTLE`] to be answered before the close cancels what still runs: answered here,
-    /// they are not told "session not found" about a session a peer continues.
-    pub async fn close_all(&self, reason: CloseReason) {
+    /// draining node hands it to a peer). The requests already inside a session ([`Entered`]) and
+    /// the calls they run get up to `finish_within` to be answered as usual; those still running
+    /// then are stopped ([`Session::stop_requests`]) and answered with a whole error on their own
+    /// reply, with up to [`SETTLE`] for that and again for the streams that carry the answers
+    /// to be read. Only then is each session closed, so no answer is cut short by the close.
+    pub async fn close_all(&self, reason: CloseReason, finish_within: Duration) -> Drained {
         let sessions: Vec<Arc<Session>> = self
             .map
             .write()
@@ -262,17 +264,53 @@ impl SessionTable {
             .drain()
             .map(|(_, s)| s)
             .collect();
-        let deadline = Instant::now() + SETTLE;
-        while sessions.iter().any(|s| s.entered() > 0) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        let running = |sessions: &[Arc<Session>]| -> usize {
+            sessions.iter().map(|s| s.running().max(s.entered())).sum()
+        };
+        let mut drained = Drained {
+            running: running(&sessions),
+            ..Drained::default()
+        };
+        settle(&sessions, finish_within, |s| {
+            s.entered() == 0 && s.running() == 0
+        })
+        .await;
+        drained.stopped = running(&sessions);
+        if drained.stopped > 0 {
+            for s in &sessions {
+                s.stop_requests();
+            }
+            settle(&sessions, SETTLE, |s| s.entered() == 0 && s.running() == 0).await;
         }
+        // The answers are in their replies; the streams that carry some are read to their end.
+        settle(&sessions, SETTLE, |s| s.busy() == 0).await;
+        drained.unanswered = running(&sessions);
         for s in &sessions {
             self.close_removed(s, reason);
         }
         for s in sessions {
             s.tasks().wait().await;
         }
+        drained
     }
+}
+
+/// Waits until `quiet` holds for every session, or `within` has passed.
+async fn settle(sessions: &[Arc<Session>], within: Duration, quiet: impl Fn(&Session) -> bool) {
+    let deadline = Instant::now() + within;
+    while !sessions.iter().all(|s| quiet(s)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// What [`SessionTable::close_all`] found and did: requests running when it began, how many of
+/// them were still running after the grace and were stopped (each answered with an error), and
+/// how many had no answer even then (closed unanswered).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drained {
+    pub running: usize,
+    pub stopped: usize,
+    pub unanswered: usize,
 }
 
 #[cfg(test)]

@@ -39,6 +39,14 @@ pub struct ForwardLabels {
     pub outcome: &'static str,
 }
 
+/// Labels: an answer that could not be finished, by cause: `connection` (its connection ended
+/// before the answer was handed over whole: the client left, or the write failed) or `drain`
+/// (still being written when this node's drain ended; also in the drain's log line).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CauseLabels {
+    pub cause: &'static str,
+}
+
 /// Labels: a miss by class.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClassLabels {
@@ -56,6 +64,8 @@ pub struct Metrics {
     rpc_requests: Family<RpcLabels, Counter>,
     pub session_misses: Family<ClassLabels, Counter>,
     pub forwarded: Family<ForwardLabels, Counter>,
+    /// Answers (not SSE streams) that could not be finished; see [`CauseLabels`].
+    pub truncated: Family<CauseLabels, Counter>,
     pub sse_streams_open: Gauge,
     sessions_live: Gauge,
     registry_queue: Gauge,
@@ -99,6 +109,7 @@ impl Metrics {
             rpc_requests: Family::default(),
             session_misses: Family::default(),
             forwarded: Family::default(),
+            truncated: Family::default(),
             sse_streams_open: Gauge::default(),
             sessions_live: Gauge::default(),
             registry_queue: Gauge::default(),
@@ -151,6 +162,15 @@ impl Metrics {
             "Misrouted requests sent to the session's owner, by owner node and outcome",
             m.forwarded.clone(),
         );
+        registry.register(
+            "http_truncated_responses",
+            "Answers (not SSE streams) that could not be finished, by cause (connection, drain)",
+            m.truncated.clone(),
+        );
+        // Shown at 0 from the start: "none" is the figure operators watch for.
+        for cause in ["connection", "drain"] {
+            let _ = m.truncated.get_or_create(&CauseLabels { cause });
+        }
         registry.register(
             "sse_streams_open",
             "Open SSE connections",

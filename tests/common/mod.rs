@@ -339,6 +339,22 @@ impl Resp {
     }
 
     /// Asserts an HTTP error with a JSON-RPC error body carrying `code`.
+    /// Asserts the answer came with its length (`Content-Length`), not chunked: a client can
+    /// tell it whole.
+    pub fn assert_sent_with_length(&self) {
+        assert_eq!(
+            self.header("content-length"),
+            Some(self.body.len().to_string().as_str()),
+            "{:?}",
+            self.headers
+        );
+        assert!(
+            self.header("transfer-encoding").is_none(),
+            "{:?}",
+            self.headers
+        );
+    }
+
     pub fn assert_error(&self, status: u16, code: i64) {
         assert_eq!(self.status, status, "{}", self.text());
         let v = self.json();
