@@ -48,7 +48,7 @@ step "cargo test" cargo test --locked
 step "conformance suite" bash tests/conformance.sh target/debug/mcpd
 step "SDK clients" bash tests/clients/run.sh target/debug/mcpd
 step "SDK clients through Traefik and three nodes" bash tests/cluster/clients-through-traefik.sh target/debug/mcpd
-step "rolling restart under SDK clients (session adoption)" bash tests/cluster/rolling-restart-clients.sh target/debug/mcpd
+step "rolling restart under SDK clients, 6 restarts (session adoption, no answer cut)" env ROUNDS=2 bash tests/cluster/rolling-restart-clients.sh target/debug/mcpd
 step "rolling restart under SDK clients, adoption off (what clients do on 404)" bash tests/cluster/rolling-restart-clients.sh target/debug/mcpd no-adopt
 step "three-node cluster end to end: pinning, misroute, node loss, rolling deploys" bash tests/cluster/cluster-e2e.sh target/debug/mcpd
 

@@ -232,6 +232,35 @@ node_forwarded() {
     | awk '/^mcpd_forwarded_requests_total/ {s += $NF} END {printf "%d\n", s}'
 }
 
+# Sum of mcpd_http_truncated_responses_total on node I (all causes): answers it could not finish.
+node_truncated() {
+  curl -s --max-time 2 "${NODE_URL[$1]}/metrics" 2>/dev/null \
+    | awk '/^mcpd_http_truncated_responses_total/ {s += $NF} END {printf "%d\n", s}'
+}
+
+# drain_totals LOG... — over every drain those node logs record: "<drains> <requests in flight at
+# the stop> <finished> <answered 503> <cut> <calls running in sessions> <stopped> <unanswered>".
+drain_totals() {
+  awk '
+    /connections drained/ {
+      d++
+      for (i = 1; i <= NF; i++) {
+        split($i, kv, "=")
+        if (kv[1] == "requests") r += kv[2]; else if (kv[1] == "finished") f += kv[2]
+        else if (kv[1] == "answered_503") a += kv[2]; else if (kv[1] == "cut") c += kv[2]
+      }
+    }
+    /the requests running in them were answered/ {
+      for (i = 1; i <= NF; i++) {
+        split($i, kv, "=")
+        if (kv[1] == "running") cr += kv[2]; else if (kv[1] == "stopped") cs += kv[2]
+        else if (kv[1] == "unanswered") cu += kv[2]
+      }
+    }
+    END { printf "%d %d %d %d %d %d %d %d\n", d, r, f, a, c, cr, cs, cu }
+  ' "$@"
+}
+
 cluster_stop_all() {
   cluster_stop_nodes
   stop_pid "$TRAEFIK_PID"; TRAEFIK_PID=""

@@ -1,10 +1,11 @@
 """Long-running official Python SDK client for tests/cluster/rolling-restart-clients.sh.
 
     $MCPT_VENV_PY tests/cluster/py_loop.py URL NAME STOPFILE [--max-seconds S] [--no-cookies]
-                                           [--cafile PEM]
+                                           [--cafile PEM] [--client-mode legacy|auto]
 
 Initializes ONE session (`streamable_http_client` + `ClientSession`, as tests/clients/py_client.py
-does), then calls `echo` (and every 10th call `node_info`) every ~20 ms until STOPFILE exists or
+does; with --client-mode, the SDK's high-level `mcp.Client` over the same transport, in that
+`mode=`: `auto` probes `server/discover` first and falls back to `initialize`), then calls `echo` (and every 10th call `node_info`) every ~20 ms until STOPFILE exists or
 --max-seconds pass. It never re-initializes and never retries: a call that raises, returns
 isError, returns the wrong text or exceeds the per-call timeout is one failure, and the loop goes
 on with the same session. If the SDK's transport itself dies (its task group ends the session:
@@ -43,6 +44,7 @@ from typing import Any
 import anyio
 import httpx2
 import mcp.types as types
+from mcp import Client
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
@@ -117,7 +119,7 @@ def stop_requested(args: argparse.Namespace, lp: Loop, loop_start: float) -> boo
     return bool(args.stopfile) and os.path.exists(args.stopfile)
 
 
-async def call_once(session: ClientSession, lp: Loop, n: int) -> bool:
+async def call_once(session: ClientSession | Client, lp: Loop, n: int) -> bool:
     """One tools/call; True on success, otherwise one failure recorded."""
     tool = "node_info" if n % 10 == 0 else "echo"
     message = f"{lp.name}-{n}"
@@ -168,11 +170,12 @@ async def run(args: argparse.Namespace, lp: Loop) -> None:
     # Once the loop is over, the teardown (DELETE, closing the streams) gets 5 s at most.
     teardown = anyio.CancelScope()
 
-    async def session_loop(session: ClientSession) -> None:
+    async def session_loop(session: ClientSession | Client) -> None:
         nonlocal n, loop_start, last_ok, loop_end
         try:
             with anyio.fail_after(CALL_TIMEOUT_S + 1):
-                await session.initialize()
+                if isinstance(session, ClientSession):
+                    await session.initialize()
                 # call_tool fetches tools/list once to learn output schemas: do it here, so the
                 # loop sends tools/call only.
                 await session.list_tools()
@@ -200,6 +203,14 @@ async def run(args: argparse.Namespace, lp: Loop) -> None:
     try:
         with teardown:
             async with httpx2.AsyncClient(**kwargs) as client:
+                if args.client_mode:
+                    info = types.Implementation(name=f"mcpd-{lp.name}", version="1.0.0")
+                    transport = streamable_http_client(args.url, http_client=client)
+                    # Entering runs the handshake of that mode (initialize, or discover first).
+                    async with Client(transport, mode=args.client_mode, client_info=info) as high:
+                        await session_loop(high)
+                        teardown.deadline = anyio.current_time() + 5
+                    return
                 async with streamable_http_client(args.url, http_client=client) as (read, write):
                     async with ClientSession(
                         read, write, client_info=types.Implementation(name=f"mcpd-{lp.name}", version="1.0.0")
@@ -232,6 +243,7 @@ def main() -> int:
     ap.add_argument("--max-seconds", type=float, default=180.0)
     ap.add_argument("--no-cookies", action="store_true")
     ap.add_argument("--cafile")
+    ap.add_argument("--client-mode", choices=["legacy", "auto"])
     args = ap.parse_args()
 
     lp = Loop(args.name)

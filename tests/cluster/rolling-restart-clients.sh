@@ -2,7 +2,10 @@
 # Official MCP clients keep one session each while the three nodes behind Traefik are restarted
 # one at a time (a rolling deploy), with NO application-level retry: proves session adoption.
 #
-#   tests/cluster/rolling-restart-clients.sh target/debug/mcpd [adopt|no-adopt]
+#   [ROUNDS=N] tests/cluster/rolling-restart-clients.sh target/debug/mcpd [adopt|no-adopt]
+#
+# ROUNDS (default 1): how many times the three nodes are restarted in turn (ROUNDS=10 is 30
+# restarts under load, the run recorded for issue 20; the test command runs 2).
 #
 # `adopt` (default): the cluster as shipped; every client must keep working (0 failed calls).
 # `no-adopt`: adopt_orphans = false (forwarding stays on, so cookieless clients work until their
@@ -19,12 +22,17 @@
 #   py-nocookie   tests/cluster/py_loop.py --no-cookies (Python SDK, every cookie refused)
 #   py-tls        tests/cluster/py_loop.py over Traefik's https entry point, trusting the
 #                 harness's self-signed certificate, keeping cookies: pinned by `_mcp_backend`
-# After $WARMUP_S s, for n1, n2, n3 in turn: SIGTERM, wait for the exit (drain), start it again
+#   py-legacy, py-auto  the Python SDK's high-level `mcp.Client` in mode "legacy" and "auto"
+#                 (a `server/discover` probe first) — it dies whole on one answer cut mid-body
+# After $WARMUP_S s, ROUNDS times, for n1, n2, n3 in turn: SIGTERM, wait for the exit (drain), start it again
 # with the same config and port, wait until it is synced and UP in Traefik, then $STEADY_S s of
 # traffic. Each client prints "<name>: requests=N failures=M longest_gap_ms=G session_changed=..
 # nodes=.."; the script tabulates them and checks: a summary from every client, 0 failures,
 # session id unchanged, > $MIN_REQUESTS requests each, at least one `action=adopted` log line,
-# every drain exited 0, all nodes alive at the end.
+# every drain exited 0, all nodes alive at the end; and, from the nodes' drain log lines and
+# metrics, that no answer was cut (`cut=0`, mcpd_http_truncated_responses_total 0) and every
+# request in flight at a drain was answered by its own handler (no 503 at a drain deadline, no
+# call left unanswered).
 # Last line: "rolling-clients: N passed, M failed". MCPT_CLUSTER_KEEP=1 keeps logs/configs.
 set -euo pipefail
 
@@ -40,10 +48,11 @@ cluster_init "$1"
 export MCPT_NODE_MODULES
 WARMUP_S="${WARMUP_S:-3}"
 STEADY_S="${STEADY_S:-3}"
-CLIENT_MAX_S="${CLIENT_MAX_S:-90}"      # clients stop by themselves after this (safety net)
+ROUNDS="${ROUNDS:-1}"                   # each round restarts n1, n2, n3 in turn
+CLIENT_MAX_S="${CLIENT_MAX_S:-$((30 + ROUNDS * 60))}"  # clients stop by themselves after this (safety net)
 CLIENT_STOP_WAIT_S=20                   # after the stop file: one call may take up to ~11 s
 MIN_REQUESTS=50
-CLIENTS=(ts-1 ts-2 py-nocookie py-tls)
+CLIENTS=(ts-1 ts-2 py-nocookie py-tls py-legacy py-auto)
 STOP="$WORK/stop"
 T_START="$(date +%s)"
 
@@ -108,6 +117,10 @@ start_client py-nocookie "$MCPT_VENV_PY" "$HERE/py_loop.py" "$MCP_URL" py-nocook
   --max-seconds "$CLIENT_MAX_S" --no-cookies
 start_client py-tls "$MCPT_VENV_PY" "$HERE/py_loop.py" "$MCP_TLS_URL" py-tls "$STOP" \
   --max-seconds "$CLIENT_MAX_S" --cafile "$CAFILE"
+start_client py-legacy "$MCPT_VENV_PY" "$HERE/py_loop.py" "$MCP_URL" py-legacy "$STOP" \
+  --max-seconds "$CLIENT_MAX_S" --client-mode legacy
+start_client py-auto "$MCPT_VENV_PY" "$HERE/py_loop.py" "$MCP_URL" py-auto "$STOP" \
+  --max-seconds "$CLIENT_MAX_S" --client-mode auto
 
 # Every client has a session (or has given up) before the clock starts.
 for _ in $(seq 200); do
@@ -130,14 +143,21 @@ say "redis mcp:session:* keys with the clients running: $SESSIONS_BEFORE"
 say "warm-up ${WARMUP_S} s"
 sleep "$WARMUP_S"
 declare -a DOWN_LINE EXIT_STATUS
-for i in 1 2 3; do
-  say "== rolling restart: ${NODES[i-1]} (pid ${NODE_PID[i]}) =="
-  cluster_restart_node "$i"
-  EXIT_STATUS[i]=$RESTART_EXIT_STATUS
-  DOWN_LINE[i]="${NODES[i-1]}: exited after ${RESTART_EXITED_MS} ms (status $RESTART_EXIT_STATUS), serving again after ${RESTART_SYNCED_MS} ms, UP in Traefik after ${RESTART_UP_MS} ms"
-  sleep "$STEADY_S"
+RESTARTS=0 TRUNCATED=0
+for round in $(seq "$ROUNDS"); do
+  for i in 1 2 3; do
+    RESTARTS=$((RESTARTS + 1))
+    say "== rolling restart $RESTARTS (round $round): ${NODES[i-1]} (pid ${NODE_PID[i]}) =="
+    # What this process counted before its drain (its drain's own count is in its log line).
+    TRUNCATED=$((TRUNCATED + $(node_truncated "$i")))
+    cluster_restart_node "$i"
+    EXIT_STATUS[RESTARTS]=$RESTART_EXIT_STATUS
+    DOWN_LINE[RESTARTS]="${NODES[i-1]}: exited after ${RESTART_EXITED_MS} ms (status $RESTART_EXIT_STATUS), serving again after ${RESTART_SYNCED_MS} ms, UP in Traefik after ${RESTART_UP_MS} ms"
+    sleep "$STEADY_S"
+  done
 done
 
+for i in 1 2 3; do TRUNCATED=$((TRUNCATED + $(node_truncated "$i"))); done
 SESSIONS_END="$(redis_session_count)"
 say "redis mcp:session:* keys after the rolling restart (clients still running): $SESSIONS_END"
 say "stopping the clients (stop file)"
@@ -184,8 +204,12 @@ for i in 1 2 3; do
   logs+="${NODES[i-1]}: $a adopted/$f forwarded/$n404 404  "
 done
 
+read -r DRAINS D_REQ D_FIN D_503 D_CUT C_RUN C_STOP C_UNANS < <(drain_totals "${NODE_LOG[1]}" "${NODE_LOG[2]}" "${NODE_LOG[3]}")
+
 echo
-for i in 1 2 3; do say "downtime ${DOWN_LINE[i]}"; done
+for r in $(seq "$RESTARTS"); do say "downtime #$r ${DOWN_LINE[r]}"; done
+say "drains: $DRAINS logged; connections: $D_REQ requests in flight at the stop, $D_FIN finished, $D_503 answered 503 at the deadline, $D_CUT cut; sessions: $C_RUN calls running, $C_STOP stopped, $C_UNANS unanswered"
+say "truncated answers counted by the nodes (mcpd_http_truncated_responses_total before each drain and at the end): $TRUNCATED"
 say "node log lines: $logs"
 say "redis mcp:session:* keys: $SESSIONS_BEFORE at start, $SESSIONS_END after the rolling restart, $SESSIONS_AFTER after the clients ended (they DELETE)"
 echo
@@ -212,10 +236,13 @@ if [ "$MODE" = adopt ]; then
 else
   check "no-adoption-when-off" "$(ok_if [ "$ADOPTED" -eq 0 ])" "$ADOPTED action=adopted line(s) with adopt_orphans = false"
 fi
-for i in 1 2 3; do
-  check "drain-exit-${NODES[i-1]}" "$(ok_if [ "${EXIT_STATUS[i]}" -eq 0 ])" "exit status ${EXIT_STATUS[i]} after SIGTERM"
+for r in $(seq "$RESTARTS"); do
+  check "drain-exit-$r" "$(ok_if [ "${EXIT_STATUS[r]}" -eq 0 ])" "restart $r: exit status ${EXIT_STATUS[r]} after SIGTERM"
 done
 check "nodes-alive" "$(ok_if nodes_alive)" "a node died"
+check "every-drain-logged" "$(ok_if [ "$DRAINS" -eq "$RESTARTS" ])" "$DRAINS 'connections drained' lines for $RESTARTS restarts"
+check "no-answer-cut" "$(ok_if [ "$((D_CUT + TRUNCATED))" -eq 0 ])" "$D_CUT cut by drains, $TRUNCATED counted truncated"
+check "every-call-answered" "$(ok_if [ "$((C_UNANS + D_503))" -eq 0 ])" "$C_UNANS calls unanswered, $D_503 requests answered 503 at a drain deadline"
 
 say "mode $MODE; took $(( $(date +%s) - T_START )) s"
 [ "$failed" -eq 0 ] || say "failed: ${failed_names[*]}"
