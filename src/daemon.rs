@@ -3,11 +3,15 @@
 //!
 //! Drain order: `/healthz` turns 503 and new `initialize` requests get 503 (`draining`); after
 //! `shutdown.grace` the node leaves the cluster (its heartbeat goes, so with `adopt_orphans` peers
-//! continue its sessions), every open SSE stream gets a jittered `retry:` and ends (`closing`),
-//! the listener stops accepting, sessions leave the table, the requests inside them get a moment
-//! to be answered (`SessionTable::close_all`), sessions are closed and their tasks awaited, one
-//! pipeline releases this node's registry keys for adoption (or removes them, adoption off), and
-//! open connections get a bounded time to finish. A second signal ends the process at once.
+//! continue its sessions), every open GET stream gets a jittered `retry:` and ends (`closing`),
+//! the listener stops accepting, and sessions leave the table. The requests inside them get up to
+//! `shutdown.request_grace` to be answered as usual, and those still running then are stopped
+//! and answered with an error (`SessionTable::close_all`); sessions are closed and their tasks
+//! awaited, one pipeline releases this node's registry keys for adoption (or removes them,
+//! adoption off), and open connections finish sending (`http::serve`: what still has no answer
+//! `request_grace` + 1 s after the stop is answered 503). No answer is cut unless a client reads
+//! it too slowly to finish in that time; both steps log how the requests they found ended. A
+//! second signal ends the process at once.
 
 use std::sync::Arc;
 use std::time::Duration;

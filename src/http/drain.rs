@@ -62,15 +62,16 @@ pub(super) struct DrainBook {
     open: Mutex<Vec<(Arc<Readiness>, usize)>>,
 }
 
-/// How the requests in flight at the stop ended, for the drain's log line.
+/// What the drain's log line says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct DrainSummary {
     /// Connections open when the server stopped accepting.
     pub connections: usize,
-    /// Requests in flight on them then (SSE streams included).
+    /// Requests on them then whose answer was not yet made (SSE streams included; an answer
+    /// already handed to its connection is not counted, though it may still be being written).
     pub requests: usize,
-    /// Requests still in flight now.
-    pub in_flight: usize,
+    /// Of those connections, the ones not ended yet.
+    pub open: usize,
 }
 
 impl DrainBook {
@@ -86,7 +87,7 @@ impl DrainBook {
         DrainSummary {
             connections: open.len(),
             requests: open.iter().map(|(_, n)| n).sum(),
-            in_flight: open.iter().map(|(r, _)| r.in_flight()).sum(),
+            open: open.iter().filter(|(r, _)| !r.has_ended()).count(),
         }
     }
 

@@ -22,7 +22,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -44,6 +44,8 @@ pub(super) struct Readiness {
     in_flight: AtomicUsize,
     /// Nanoseconds from `accepted` to when the last request in flight ended.
     ready_at_ns: AtomicU64,
+    /// The connection is closed (set by its task when hyper is done with it).
+    ended: AtomicBool,
 }
 
 impl Readiness {
@@ -53,6 +55,7 @@ impl Readiness {
             accepted: Instant::now(),
             in_flight: AtomicUsize::new(0),
             ready_at_ns: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
         })
     }
 
@@ -60,6 +63,17 @@ impl Readiness {
     pub(super) fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(Arc::clone(self))
+    }
+
+    /// Marks the connection closed (everything it was sending sent, or given up) when the
+    /// returned guard drops: the connection's task holds it, whichever way the task ends.
+    pub(super) fn ends_with(self: Arc<Self>) -> EndsWith {
+        EndsWith(self)
+    }
+
+    /// Whether the guard of [`Readiness::ends_with`] was dropped.
+    pub(super) fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
     }
 
     /// Requests in flight on this connection now.
@@ -75,6 +89,15 @@ impl Readiness {
         }
         let ready = Duration::from_nanos(self.ready_at_ns.load(Ordering::Relaxed));
         Some(self.accepted + ready + timeout)
+    }
+}
+
+/// Held by a connection's task; see [`Readiness::ends_with`].
+pub(super) struct EndsWith(Arc<Readiness>);
+
+impl Drop for EndsWith {
+    fn drop(&mut self) {
+        self.0.ended.store(true, Ordering::Release);
     }
 }
 

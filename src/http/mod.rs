@@ -44,8 +44,9 @@ const FLUSH: Duration = Duration::from_secs(1);
 /// Accepts connections until `stop` is cancelled, then lets open connections finish their
 /// requests within `finish_within` (SSE bodies end on their own when the server's shutdown token
 /// fires). A request still without an answer then is answered 503 ([`drain::Deadline`]),
-/// so none is left cut: what is still in flight after [`FLUSH`] more is counted as cut
-/// (`mcpd_http_truncated_responses_total{cause="drain"}`) and the log line says how each ended.
+/// so none is left cut: a connection still sending after [`FLUSH`] more is counted as cut
+/// (`mcpd_http_truncated_responses_total{cause="drain"}`), and the log line says how many
+/// connections and requests were open at the stop and how many were answered 503 or cut.
 pub async fn serve(
     listener: TcpListener,
     router: Arc<Router>,
@@ -89,6 +90,7 @@ pub async fn serve(
         let router = Arc::clone(&router);
         let readiness = Readiness::new();
         let marks = Arc::clone(&readiness);
+        let ends_with = Arc::clone(&readiness).ends_with();
         let noted = (Arc::clone(&readiness), Arc::clone(&book));
         let on_stop = move || noted.1.note(noted.0);
         let service = service_fn(move |req| {
@@ -118,13 +120,13 @@ pub async fn serve(
         let (wait, stop) = (opts.header_read_timeout, stop.clone());
         connections.spawn(
             async move {
-                let _permit = permit;
+                let (_permit, _ends_with) = (permit, ends_with);
                 let opens = tokio::select! {
                     opens = opens_h2(&stream, wait) => opens,
                     // Shutting down before the first byte: nothing to finish.
                     () = stop.cancelled() => return,
                 };
-                let ended = match opens {
+                let result = match opens {
                     Ok(false) => {
                         let io = HeadTimeout::new(TokioIo::new(stream), readiness, wait);
                         let conn = h1.serve_connection(io, service);
@@ -139,7 +141,7 @@ pub async fn serve(
                         return;
                     }
                 };
-                if let Err(e) = ended {
+                if let Err(e) = result {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
             }
@@ -163,12 +165,12 @@ pub async fn serve(
     }
     let book = book.summary();
     let answered_503 = router.deadline().answered();
-    let cut = book.in_flight;
-    let finished = book.requests.saturating_sub(answered_503 + cut);
+    // Open still: each is sending an answer (an idle connection closed at the stop, a busy one
+    // as soon as its answer was sent), which the exit cuts.
+    let cut = book.open;
     tracing::info!(
         connections = book.connections,
         requests = book.requests,
-        finished,
         answered_503,
         cut,
         "connections drained"

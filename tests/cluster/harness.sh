@@ -238,15 +238,16 @@ node_truncated() {
     | awk '/^mcpd_http_truncated_responses_total/ {s += $NF} END {printf "%d\n", s}'
 }
 
-# drain_totals LOG... — over every drain those node logs record: "<drains> <requests in flight at
-# the stop> <finished> <answered 503> <cut> <calls running in sessions> <stopped> <unanswered>".
+# drain_totals LOG... — over every drain those node logs record: "<drains> <connections open at
+# the stop> <requests in flight then> <answered 503> <cut> <calls running in sessions> <stopped>
+# <unanswered>".
 drain_totals() {
   awk '
     /connections drained/ {
       d++
       for (i = 1; i <= NF; i++) {
         split($i, kv, "=")
-        if (kv[1] == "requests") r += kv[2]; else if (kv[1] == "finished") f += kv[2]
+        if (kv[1] == "requests") r += kv[2]; else if (kv[1] == "connections") f += kv[2]
         else if (kv[1] == "answered_503") a += kv[2]; else if (kv[1] == "cut") c += kv[2]
       }
     }
@@ -257,7 +258,7 @@ drain_totals() {
         else if (kv[1] == "unanswered") cu += kv[2]
       }
     }
-    END { printf "%d %d %d %d %d %d %d %d\n", d, r, f, a, c, cr, cs, cu }
+    END { printf "%d %d %d %d %d %d %d %d\n", d, f, r, a, c, cr, cs, cu }
   ' "$@"
 }
 

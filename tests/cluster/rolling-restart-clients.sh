@@ -204,11 +204,11 @@ for i in 1 2 3; do
   logs+="${NODES[i-1]}: $a adopted/$f forwarded/$n404 404  "
 done
 
-read -r DRAINS D_REQ D_FIN D_503 D_CUT C_RUN C_STOP C_UNANS < <(drain_totals "${NODE_LOG[1]}" "${NODE_LOG[2]}" "${NODE_LOG[3]}")
+read -r DRAINS D_CONN D_REQ D_503 D_CUT C_RUN C_STOP C_UNANS < <(drain_totals "${NODE_LOG[1]}" "${NODE_LOG[2]}" "${NODE_LOG[3]}")
 
 echo
 for r in $(seq "$RESTARTS"); do say "downtime #$r ${DOWN_LINE[r]}"; done
-say "drains: $DRAINS logged; connections: $D_REQ requests in flight at the stop, $D_FIN finished, $D_503 answered 503 at the deadline, $D_CUT cut; sessions: $C_RUN calls running, $C_STOP stopped, $C_UNANS unanswered"
+say "drains: $DRAINS logged; at the stops $D_CONN connections open with $D_REQ requests in flight (SSE streams included); $D_503 answered 503 at a deadline, $D_CUT connections cut; in sessions: $C_RUN calls running, $C_STOP stopped, $C_UNANS unanswered"
 say "truncated answers counted by the nodes (mcpd_http_truncated_responses_total before each drain and at the end): $TRUNCATED"
 say "node log lines: $logs"
 say "redis mcp:session:* keys: $SESSIONS_BEFORE at start, $SESSIONS_END after the rolling restart, $SESSIONS_AFTER after the clients ended (they DELETE)"
