@@ -1,7 +1,8 @@
-//! The drain on SIGTERM against an answer that is still being written: a large answer read slowly
-//! by its client goes out whole while the node drains; one that cannot be finished within
+//! The drain on SIGTERM against requests on the wire: a large answer read slowly by its client
+//! goes out whole while the node drains; one that cannot be finished within
 //! `shutdown.request_grace` is the one thing the drain cuts, and it says so (log line and
-//! `mcpd_http_truncated_responses_total{cause="drain"}`).
+//! `mcpd_http_truncated_responses_total{cause="drain"}`); a request whose body has not arrived by
+//! the deadline is answered 503, whole.
 
 mod common;
 
@@ -130,6 +131,56 @@ async fn an_answer_still_being_written_when_the_drain_ends_is_counted_as_cut() {
     assert!(
         s.logs()
             .contains("requests were still in flight when the drain ended"),
+        "{}",
+        s.logs()
+    );
+}
+
+/// A request whose body is still arriving when the drain's deadline comes is answered there,
+/// whole, with a 503 that says the node shut down, rather than dropped with its connection.
+#[tokio::test]
+async fn a_request_whose_body_is_still_arriving_at_the_deadline_gets_a_whole_503() {
+    let mut s = Server::start("[shutdown]\ngrace = \"50ms\"\nrequest_grace = \"200ms\"\n");
+    let sid = s.session().await;
+    let mut conn = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\n\
+         Content-Length: 100\r\n\r\n{{\"jsonrpc\":"
+    );
+    conn.write_all(head.as_bytes())
+        .await
+        .expect("head and part of the body");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.signal("TERM");
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut got)).await;
+    assert!(
+        matches!(read, Ok(Ok(_))),
+        "the server closed the connection: {read:?}"
+    );
+    let text = String::from_utf8_lossy(&got);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a whole head");
+    assert!(head.starts_with("HTTP/1.1 503"), "{text}");
+    let length: usize = head
+        .to_ascii_lowercase()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .expect("an answer with its length");
+    assert_eq!(body.len(), length, "the whole body: {text}");
+    let error: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    assert_eq!(error["error"]["code"], -32000, "{error}");
+    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(
+        s.wait_log(
+            &["connections drained", "answered_503=1", "cut=0"],
+            Duration::from_secs(1)
+        ),
         "{}",
         s.logs()
     );

@@ -43,7 +43,8 @@ const FLUSH: Duration = Duration::from_secs(1);
 
 /// Accepts connections until `stop` is cancelled, then lets open connections finish their
 /// requests within `finish_within` (SSE bodies end on their own when the server's shutdown token
-/// fires). A request still without an answer then is answered 503 ([`drain::Deadline`]),
+/// fires). A request still waiting then — for a relayed answer, or for its body — is answered
+/// 503 ([`drain::Deadline`]; the requests inside sessions are answered by the sessions' drain),
 /// so none is left cut: a connection still sending after [`FLUSH`] more is counted as cut
 /// (`mcpd_http_truncated_responses_total{cause="drain"}`), and the log line says how many
 /// connections and requests were open at the stop and how many were answered 503 or cut.
@@ -103,7 +104,7 @@ pub async fn serve(
             // connection lives. An open SSE stream would hold that room for hours; boxed, it is
             // freed with the request.
             async move {
-                let response = Box::pin(router.until_deadline(router.handle(req))).await;
+                let response = Box::pin(router.handle(req)).await;
                 // Replies go out after the other connections that are ready have been read: under
                 // load they leave in bursts and a client that waits for several wakes once for
                 // them, not once per reply (the way Redis writes replies before its loop sleeps).

@@ -67,24 +67,17 @@ impl Router {
         }
     }
 
-    /// `answer`, or, if the drain's deadline comes first, a whole 503 that says the request may
-    /// or may not have run. Costs nothing for an answer that is ready at once.
-    pub(super) async fn until_deadline(
-        &self,
-        answer: impl Future<Output = Response<Body>>,
-    ) -> Response<Body> {
-        self.deadline
-            .until(answer, || {
-                into_response(Reply::unavailable(
-                    format!(
-                        "Service Unavailable: node {} shut down before this request was answered \
-                         (shutdown.request_grace); it may or may not have run",
-                        self.node
-                    ),
-                    1,
-                ))
-            })
-            .await
+    /// The 503 of a request still waiting at the drain's deadline (for a relayed answer, or for
+    /// its body): whole, and saying the request may or may not have run.
+    fn shut_down_unanswered(&self) -> Reply {
+        Reply::unavailable(
+            format!(
+                "Service Unavailable: node {} shut down before this request was answered \
+                 (shutdown.request_grace); it may or may not have run",
+                self.node
+            ),
+            1,
+        )
     }
 
     /// The drain's deadline for the requests still waiting for an answer.
@@ -210,7 +203,13 @@ impl Router {
             };
             // Boxed, as is the miss path below the endpoint: a hyper client future is KiBs, and
             // an inline one would make every request's future that large.
-            match Box::pin(self.relay(to, method, &parts, headers, body)).await {
+            // The relay is the one wait here that the sessions' drain does not end: bounded by
+            // the drain's deadline.
+            let relayed = self.relay(to, method, &parts, headers, body);
+            let relayed = self
+                .deadline
+                .until(relayed, || Relayed::Reply(self.shut_down_unanswered()));
+            match Box::pin(relayed).await {
                 Relayed::Response(response) => response,
                 Relayed::Reply(reply) => self.finish(method, &parts, &headers, reply),
             }
@@ -331,7 +330,15 @@ impl Router {
         let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
         let collected = match first {
             Poll::Ready(done) => Ok(done),
-            Poll::Pending => tokio::time::timeout(self.body_timeout, collect).await,
+            // Boxed: inline, the wait's state would make every request's future larger (measured:
+            // ~470 more instructions a call), for a branch few requests take.
+            Poll::Pending => {
+                let rest = async { Some(tokio::time::timeout(self.body_timeout, collect).await) };
+                match Box::pin(self.deadline.until(rest, || None)).await {
+                    Some(collected) => collected,
+                    None => return Err(self.shut_down_unanswered()),
+                }
+            }
         };
         match collected {
             Err(_) => Err(Reply::error(
