@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 
 use tokio_util::sync::CancellationToken;
 
@@ -22,21 +21,16 @@ pub(super) struct Deadline {
 }
 
 impl Deadline {
-    /// `answer`'s output, or `instead()` if the deadline fires first. An answer ready at the first
-    /// poll (nearly all) costs no registration with the deadline.
+    /// `answer`'s output, or `instead()` if the deadline fires first. Only for waits that are
+    /// slow already (a relay, a body still arriving): it registers with the deadline.
     pub(super) async fn until<T>(
         &self,
         answer: impl Future<Output = T>,
         instead: impl FnOnce() -> T,
     ) -> T {
-        let mut answer = std::pin::pin!(answer);
-        let first = std::future::poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx))).await;
-        if let Poll::Ready(r) = first {
-            return r;
-        }
         tokio::select! {
             biased;
-            r = &mut answer => r,
+            r = answer => r,
             () = self.fired.cancelled() => {
                 self.answered.fetch_add(1, Ordering::Relaxed);
                 instead()

@@ -147,12 +147,7 @@ impl Drop for Tracked {
                 status = self.status,
                 "an answer could not be handed over whole: its connection ended first"
             );
-            crate::telemetry::metrics()
-                .truncated
-                .get_or_create(&crate::telemetry::metrics::CauseLabels {
-                    cause: "connection",
-                })
-                .inc();
+            crate::telemetry::metrics().truncated("connection", 1);
         }
     }
 }

@@ -177,10 +177,7 @@ pub async fn serve(
         "connections drained"
     );
     if cut > 0 {
-        crate::telemetry::metrics()
-            .truncated
-            .get_or_create(&crate::telemetry::metrics::CauseLabels { cause: "drain" })
-            .inc_by(cut as u64);
+        crate::telemetry::metrics().truncated("drain", cut as u64);
         tracing::warn!(
             cut,
             "requests were still in flight when the drain ended: their answers are cut off"

@@ -63,11 +63,10 @@ pub(crate) async fn run(
         }
     }
     if running.is_empty() && !emits.opened() {
-        let timeout = shared.limits.request_timeout;
         done.extend(
             finished
                 .into_iter()
-                .filter_map(|(id, outcome)| answer(shared, session, id, outcome, timeout)),
+                .filter_map(|(id, outcome)| answer(shared, session, id, outcome)),
         );
         if session.is_closed() {
             return closed_under(session);
@@ -148,18 +147,12 @@ fn closed_under(session: &Session) -> Reply {
 
 /// Ends a finished call's request and encodes its response, unless the session is gone (then
 /// nobody is left to answer).
-fn answer(
-    shared: &Shared,
-    session: &Session,
-    id: RequestId,
-    outcome: Outcome,
-    timeout: Duration,
-) -> Option<Bytes> {
+fn answer(shared: &Shared, session: &Session, id: RequestId, outcome: Outcome) -> Option<Bytes> {
     session.end_request(&id);
     if session.is_closed() {
         return None;
     }
-    let result = outcome.into_result(&shared.node, session, &id, timeout);
+    let result = outcome.into_result(&shared.node, session, &id, shared.limits.request_timeout);
     Some(jsonrpc::response(&id, result))
 }
 
@@ -219,8 +212,7 @@ impl Driver {
 
     /// A call is over: its result is queued, unless the session is gone.
     fn finish(&mut self, id: RequestId, outcome: Outcome) {
-        let timeout = self.shared.limits.request_timeout;
-        if let Some(message) = answer(&self.shared, &self.session, id, outcome, timeout) {
+        if let Some(message) = answer(&self.shared, &self.session, id, outcome) {
             self.deliver(message);
         }
     }

@@ -271,16 +271,14 @@ impl SessionTable {
             running: running(&sessions),
             ..Drained::default()
         };
-        settle(&sessions, finish_within, |s| {
-            s.entered() == 0 && s.running() == 0
-        })
-        .await;
+        let answered = |s: &Session| s.entered() == 0 && s.running() == 0;
+        settle(&sessions, finish_within, answered).await;
         drained.stopped = running(&sessions);
         if drained.stopped > 0 {
             for s in &sessions {
                 s.stop_requests();
             }
-            settle(&sessions, SETTLE, |s| s.entered() == 0 && s.running() == 0).await;
+            settle(&sessions, SETTLE, answered).await;
         }
         // The answers are in their replies; the streams that carry some are read to their end.
         settle(&sessions, SETTLE, |s| s.busy() == 0).await;

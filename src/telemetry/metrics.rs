@@ -65,7 +65,7 @@ pub struct Metrics {
     pub session_misses: Family<ClassLabels, Counter>,
     pub forwarded: Family<ForwardLabels, Counter>,
     /// Answers (not SSE streams) that could not be finished; see [`CauseLabels`].
-    pub truncated: Family<CauseLabels, Counter>,
+    truncated: Family<CauseLabels, Counter>,
     pub sse_streams_open: Gauge,
     sessions_live: Gauge,
     registry_queue: Gauge,
@@ -252,6 +252,13 @@ impl Metrics {
     }
 
     /// Renders the text exposition with the scrape-time gauges set.
+    /// Counts `n` answers that could not be finished, for `cause` (see [`CauseLabels`]).
+    pub fn truncated(&self, cause: &'static str, n: u64) {
+        self.truncated
+            .get_or_create(&CauseLabels { cause })
+            .inc_by(n);
+    }
+
     pub fn render(&self, live_sessions: usize, registry: Option<(bool, usize, u64)>) -> String {
         self.sessions_live
             .set(i64::try_from(live_sessions).unwrap_or(i64::MAX));
