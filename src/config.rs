@@ -138,7 +138,36 @@ pub struct Cluster {
     pub forward_misroutes: bool,
     pub adopt_orphans: bool,
     pub peer_secret: String,
+    /// Seals MRTR `requestState` (2026-07-28): one secret, or a list whose first seals and all
+    /// open (to roll a new secret in). Empty: the nodes agree on a generated one through Redis,
+    /// or a single node without Redis makes one per process.
+    pub state_secret: StateSecret,
+    /// How long a sealed `requestState` stays valid.
+    pub state_ttl: Duration,
 }
+
+/// `cluster.state_secret`: a string or a list of strings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum StateSecret {
+    One(String),
+    Ring(Vec<String>),
+}
+
+impl StateSecret {
+    /// The secrets, the sealing one first; empty when none is configured.
+    pub fn ring(&self) -> Vec<&str> {
+        match self {
+            StateSecret::One(s) if s.is_empty() => Vec::new(),
+            StateSecret::One(s) => vec![s.as_str()],
+            StateSecret::Ring(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// Shortest accepted `cluster.state_secret` entry (the key is derived from it; see
+/// `mcp::modern::state`).
+pub const MIN_STATE_SECRET: usize = 32;
 
 /// Which tools, resources and prompts are served.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -294,7 +323,7 @@ impl Config {
                 return invalid(key, "must be greater than 0".into());
             }
         }
-        let durations: [(&'static str, Duration); 13] = [
+        let durations: [(&'static str, Duration); 14] = [
             ("redis.touch_interval", self.redis.touch_interval),
             ("redis.heartbeat_interval", self.redis.heartbeat_interval),
             ("redis.lookup_timeout", self.redis.lookup_timeout),
@@ -311,10 +340,22 @@ impl Config {
             ("session.request_timeout", self.session.request_timeout),
             ("redis.session_ttl", self.redis.session_ttl),
             ("shutdown.request_grace", self.shutdown.request_grace),
+            ("cluster.state_ttl", self.cluster.state_ttl),
         ];
         for (key, value) in durations {
             if value.is_zero() {
                 return invalid(key, "must be longer than 0".into());
+            }
+        }
+        for secret in self.cluster.state_secret.ring() {
+            if secret.len() < MIN_STATE_SECRET {
+                return invalid(
+                    "cluster.state_secret",
+                    format!(
+                        "each secret must be at least {MIN_STATE_SECRET} characters \
+                         (e.g. the output of `openssl rand -hex 32`)"
+                    ),
+                );
             }
         }
         let url = &self.redis.url;

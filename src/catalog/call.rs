@@ -5,6 +5,7 @@
 //! tool that reports progress faster than the client reads is slowed down, not buffered without
 //! bound. A tool never sees HTTP.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 pub struct CallInfo {
     /// This node's id.
     pub node: Arc<str>,
-    /// The session the call belongs to.
-    pub session_id: Arc<str>,
-    /// The protocol version the session negotiated.
+    /// The session the call belongs to; `None` for a sessionless (2026-07-28) request.
+    pub session_id: Option<Arc<str>>,
+    /// The protocol version of the request (its session's, or the one it carries).
     pub protocol_version: &'static str,
     /// The client's self-reported name and version.
     pub client_name: Arc<str>,
@@ -29,7 +30,7 @@ pub struct CallInfo {
     pub started: Instant,
 }
 
-/// A capability the client may have declared at `initialize`.
+/// A capability the client may have declared (at `initialize`, or in a request's `_meta`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientCapability {
     Sampling,
@@ -109,7 +110,7 @@ impl FromStr for LogLevel {
 /// Why a server→client request got no result.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RequestError {
-    /// The client did not declare the capability at `initialize`.
+    /// The client did not declare the capability.
     #[error("the client did not declare the {} capability", .0.key())]
     Unsupported(ClientCapability),
     /// The client answered with a JSON-RPC error.
@@ -124,6 +125,25 @@ pub enum RequestError {
     /// The session ended while waiting.
     #[error("the session was closed")]
     Closed,
+}
+
+/// A list whose changes clients can be told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    Tools,
+    Prompts,
+    Resources,
+}
+
+impl ListKind {
+    /// The notification's method.
+    pub fn method(self) -> &'static str {
+        match self {
+            ListKind::Tools => "notifications/tools/list_changed",
+            ListKind::Prompts => "notifications/prompts/list_changed",
+            ListKind::Resources => "notifications/resources/list_changed",
+        }
+    }
 }
 
 /// Something a running call sends towards the client.
@@ -152,8 +172,10 @@ pub enum Emit {
     /// `notifications/message` unrelated to the call: it goes on the session's standalone (GET)
     /// stream.
     SessionLog { level: LogLevel, data: Value },
-    /// `notifications/resources/updated` for every session on this node subscribed to `uri`.
+    /// `notifications/resources/updated` for every subscriber of `uri` (sessions and listeners).
     ResourceUpdated { uri: String },
+    /// `notifications/{tools,prompts,resources}/list_changed` for every listener that asked.
+    ListChanged(ListKind),
     /// Close the call's SSE connection now, without ending its stream: the client reconnects
     /// with `Last-Event-ID` after `retry` and receives the rest (SEP-1699 polling).
     CloseConnection,
@@ -210,6 +232,119 @@ impl Emits {
     }
 }
 
+/// How a call's questions to the client get their answers.
+#[derive(Clone)]
+pub enum Asking {
+    /// As server→client requests on the call's own stream, each answer awaited (a legacy
+    /// session: the client POSTs its response while the call waits).
+    Live,
+    /// From what the client sent with this very request (2026-07-28 multi round-trip requests):
+    /// a question without an answer there ends this round; the protocol layer returns it to the
+    /// client, which asks again with the answer, and the tool runs again from the start.
+    Replayed(Arc<Inputs>),
+}
+
+/// A question a replayed call could not answer from its request: it goes back to the client as
+/// one entry of `inputRequests`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputRequest {
+    /// The entry's key, chosen by the tool; the client answers under the same key.
+    pub key: String,
+    /// `elicitation/create`, `sampling/createMessage` or `roots/list`.
+    pub method: &'static str,
+    pub params: Value,
+}
+
+/// The answers a request carries for its call's questions (earlier rounds' answers and this
+/// round's `inputResponses`), and what the call did with them.
+///
+/// Invariant: the tool decides what it asks only from its arguments and earlier answers, so a
+/// run that finds every answer it needs asks the same questions, under the same keys, as the
+/// runs before it.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    answers: HashMap<String, Value>,
+    round: Mutex<Round>,
+}
+
+/// What one run of a replayed call asked and used.
+#[derive(Debug, Default)]
+struct Round {
+    asked: Vec<InputRequest>,
+    used: Vec<(String, Value)>,
+    invalid: Option<String>,
+}
+
+/// What a replayed call's run came to, besides its result.
+#[derive(Debug, Default)]
+pub struct RoundOutcome {
+    /// Questions still without an answer (`inputRequests`), in the order they were asked.
+    pub asked: Vec<InputRequest>,
+    /// The answers the run used: what the next round's state must carry.
+    pub used: Vec<(String, Value)>,
+    /// An answer that is not a valid response to its question: the request is in error.
+    pub invalid: Option<String>,
+}
+
+impl Inputs {
+    /// The answers known for this request, by key.
+    pub fn new(answers: HashMap<String, Value>) -> Arc<Inputs> {
+        Arc::new(Inputs {
+            answers,
+            round: Mutex::new(Round::default()),
+        })
+    }
+
+    fn round(&self) -> std::sync::MutexGuard<'_, Round> {
+        self.round.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True once the run asked something it has no answer for, or got an invalid answer: the
+    /// call cannot finish in this round.
+    pub fn blocked(&self) -> bool {
+        let r = self.round();
+        !r.asked.is_empty() || r.invalid.is_some()
+    }
+
+    /// Takes what the run asked and used.
+    pub fn outcome(&self) -> RoundOutcome {
+        let mut r = self.round();
+        RoundOutcome {
+            asked: std::mem::take(&mut r.asked),
+            used: std::mem::take(&mut r.used),
+            invalid: r.invalid.take(),
+        }
+    }
+}
+
+/// Whether `answer` has the shape of a result of `method` (`ElicitResult`, `CreateMessageResult`,
+/// `ListRootsResult`): the client's answers are input like any other.
+fn check_answer(method: &str, answer: &Value) -> Result<(), String> {
+    let ok = match method {
+        "elicitation/create" => {
+            matches!(
+                answer.get("action").and_then(Value::as_str),
+                Some("accept" | "decline" | "cancel")
+            ) && answer.get("content").is_none_or(Value::is_object)
+        }
+        "sampling/createMessage" => {
+            answer.get("role").is_some_and(Value::is_string)
+                && answer
+                    .get("content")
+                    .is_some_and(|c| c.is_object() || c.is_array())
+        }
+        "roots/list" => answer.get("roots").is_some_and(Value::is_array),
+        _ => answer.is_object(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "the answer to {method} is not a valid {method} result"
+        ))
+    }
+}
+
 /// The handle passed to a tool.
 pub struct Call {
     info: CallInfo,
@@ -217,6 +352,7 @@ pub struct Call {
     cancel: CancellationToken,
     progress_token: Option<Value>,
     capabilities: [bool; 3],
+    asking: Asking,
 }
 
 impl Call {
@@ -239,7 +375,13 @@ impl Call {
             cancel,
             progress_token,
             capabilities,
+            asking: Asking::Live,
         }
+    }
+
+    /// The same call, asking its questions the way `asking` says.
+    pub fn asking(self, asking: Asking) -> Call {
+        Call { asking, ..self }
     }
 
     /// Who is calling.
@@ -261,8 +403,9 @@ impl Call {
         self.progress_token.is_some()
     }
 
-    /// Resolves when the client cancels the call (`notifications/cancelled`), the session closes
-    /// or the server shuts down. Long-running tools select on it.
+    /// Resolves when the client cancels the call (`notifications/cancelled`, or closing a
+    /// 2026-07-28 request's stream), the session closes or the server shuts down. Long-running
+    /// tools select on it.
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await
     }
@@ -285,7 +428,7 @@ impl Call {
         }
     }
 
-    /// Sends a log message related to this call (filtered by the session's log level).
+    /// Sends a log message related to this call (filtered by the client's log level).
     pub async fn log(&self, level: LogLevel, logger: Option<&str>, data: Value) {
         self.emit(Emit::Log {
             level,
@@ -300,12 +443,17 @@ impl Call {
         self.emit(Emit::SessionLog { level, data }).await;
     }
 
-    /// Tells every subscriber of `uri` on this node that it changed.
+    /// Tells every subscriber of `uri` that it changed.
     pub async fn resource_updated(&self, uri: &str) {
         self.emit(Emit::ResourceUpdated {
             uri: uri.to_owned(),
         })
         .await;
+    }
+
+    /// Tells every listener that a list changed.
+    pub async fn list_changed(&self, list: ListKind) {
+        self.emit(Emit::ListChanged(list)).await;
     }
 
     /// Closes the SSE connection carrying this call (the client resumes with `Last-Event-ID`).
@@ -314,9 +462,12 @@ impl Call {
     }
 
     /// Asks the client something (`sampling/createMessage`, `elicitation/create`, `roots/list`)
-    /// and waits for its answer, the call's cancellation, or the session's end.
-    pub async fn request(
+    /// and waits for its answer, the call's cancellation, or the session's end. `key` names the
+    /// question: a 2026-07-28 client answers it under that key in its next round (see
+    /// [`Asking::Replayed`]), so a tool gives each of its questions its own key.
+    pub async fn ask(
         &self,
+        key: &str,
         method: &'static str,
         params: Value,
     ) -> Result<Value, RequestError> {
@@ -331,6 +482,51 @@ impl Call {
                 return Err(RequestError::Unsupported(cap));
             }
         }
+        match &self.asking {
+            Asking::Live => self.ask_live(method, params).await,
+            Asking::Replayed(inputs) => {
+                {
+                    let mut round = inputs.round();
+                    match inputs.answers.get(key) {
+                        Some(answer) => match check_answer(method, answer) {
+                            Ok(()) => {
+                                round.used.push((key.to_owned(), answer.clone()));
+                                return Ok(answer.clone());
+                            }
+                            Err(why) => {
+                                round
+                                    .invalid
+                                    .get_or_insert(format!("inputResponses.{key}: {why}"));
+                            }
+                        },
+                        None => round.asked.push(InputRequest {
+                            key: key.to_owned(),
+                            method,
+                            params,
+                        }),
+                    }
+                }
+                // This round ends here: the protocol layer sees the call blocked and drops it.
+                self.cancel.cancelled().await;
+                Err(RequestError::Cancelled)
+            }
+        }
+    }
+
+    /// Asks several questions at once: a 2026-07-28 client gets them all in one round.
+    pub async fn ask_all(
+        &self,
+        questions: Vec<(&str, &'static str, Value)>,
+    ) -> Vec<Result<Value, RequestError>> {
+        futures_util::future::join_all(
+            questions
+                .into_iter()
+                .map(|(key, method, params)| self.ask(key, method, params)),
+        )
+        .await
+    }
+
+    async fn ask_live(&self, method: &'static str, params: Value) -> Result<Value, RequestError> {
         let (reply, answer) = oneshot::channel();
         self.emit(Emit::Request {
             method,

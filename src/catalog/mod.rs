@@ -21,8 +21,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 pub use call::{
-    Call, CallInfo, ClientCapability, Emit, EmitReceiver, EmitSender, Emits, LogLevel,
-    RequestError, UnknownLogLevel,
+    Asking, Call, CallInfo, ClientCapability, Emit, EmitReceiver, EmitSender, Emits, InputRequest,
+    Inputs, ListKind, LogLevel, RequestError, RoundOutcome, UnknownLogLevel,
 };
 
 /// A boxed future returned by tool handlers.
@@ -53,8 +53,13 @@ pub struct ToolResult(Repr);
 
 #[derive(Debug, Clone)]
 enum Repr {
-    Text { text: String, is_error: bool },
+    Text {
+        text: String,
+        is_error: bool,
+    },
     Object(Value),
+    /// The tool cannot run without a capability the client did not declare.
+    Missing(ClientCapability),
 }
 
 impl ToolResult {
@@ -79,6 +84,21 @@ impl ToolResult {
         })
     }
 
+    /// The call needs `cap`, which the client did not declare. A 2026-07-28 request is answered
+    /// with the protocol's `MissingRequiredClientCapability` error (400, -32021); a session's with
+    /// an `isError` result saying so (its protocol has no such error).
+    pub fn missing(cap: ClientCapability) -> Self {
+        ToolResult(Repr::Missing(cap))
+    }
+
+    /// The capability this result says is missing, if it is such a result.
+    pub fn missing_capability(&self) -> Option<ClientCapability> {
+        match self.0 {
+            Repr::Missing(cap) => Some(cap),
+            _ => None,
+        }
+    }
+
     /// Text content plus the same data as `structuredContent`.
     pub fn structured(value: Value) -> Self {
         let text = value.to_string();
@@ -87,10 +107,18 @@ impl ToolResult {
         ))
     }
 
+    fn missing_text(cap: ClientCapability) -> ToolResult {
+        ToolResult::error(format!(
+            "this tool needs the client's {} capability, which it did not declare",
+            cap.key()
+        ))
+    }
+
     /// The `CallToolResult` as a JSON value, for code that inspects results.
     pub fn to_value(&self) -> Value {
         match &self.0 {
             Repr::Object(v) => v.clone(),
+            Repr::Missing(cap) => ToolResult::missing_text(*cap).to_value(),
             Repr::Text { text, is_error } => {
                 let mut v = json!({"content": [{"type": "text", "text": text}]});
                 if *is_error {
@@ -104,23 +132,74 @@ impl ToolResult {
 
 impl Serialize for ToolResult {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.with_fields(&[]).serialize(s)
+    }
+}
+
+/// A [`ToolResult`] with extra top-level fields after its own (see [`ToolResult::with_fields`]).
+pub struct WithFields<'a> {
+    result: &'a ToolResult,
+    extra: &'a [(&'static str, &'a serde_json::value::RawValue)],
+}
+
+impl ToolResult {
+    /// This result with `extra` fields added (the protocol layer stamps `resultType` and
+    /// `_meta` this way), written straight into the reply. An object result's own field of the
+    /// same name gives way, except `_meta`, whose entries are merged (`extra`'s win).
+    pub fn with_fields<'a>(
+        &'a self,
+        extra: &'a [(&'static str, &'a serde_json::value::RawValue)],
+    ) -> WithFields<'a> {
+        WithFields {
+            result: self,
+            extra,
+        }
+    }
+}
+
+impl Serialize for WithFields<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         struct TextItem<'a> {
             text: &'a str,
             #[serde(rename = "type")]
             kind: &'static str,
         }
-        match &self.0 {
-            Repr::Object(v) => v.serialize(s),
+        let own = match &self.result.0 {
             Repr::Text { text, is_error } => {
-                let mut m = s.serialize_map(Some(1 + usize::from(*is_error)))?;
+                let len = 1 + usize::from(*is_error) + self.extra.len();
+                let mut m = s.serialize_map(Some(len))?;
                 m.serialize_entry("content", &[TextItem { text, kind: "text" }])?;
                 if *is_error {
                     m.serialize_entry("isError", &true)?;
                 }
-                m.end()
+                for (k, v) in self.extra {
+                    m.serialize_entry(k, v)?;
+                }
+                return m.end();
+            }
+            Repr::Missing(cap) => {
+                return ToolResult::missing_text(*cap)
+                    .with_fields(self.extra)
+                    .serialize(s)
+            }
+            Repr::Object(v) if self.extra.is_empty() => return v.serialize(s),
+            Repr::Object(Value::Object(own)) => own.clone(),
+            Repr::Object(_) => Map::new(),
+        };
+        let mut merged = own;
+        for (k, v) in self.extra {
+            let v: Value = serde_json::from_str(v.get()).unwrap_or(Value::Null);
+            match (merged.get_mut(*k), v) {
+                (Some(Value::Object(mine)), Value::Object(theirs)) if *k == "_meta" => {
+                    mine.extend(theirs);
+                }
+                (_, v) => {
+                    merged.insert((*k).to_owned(), v);
+                }
             }
         }
+        merged.serialize(s)
     }
 }
 
@@ -151,7 +230,15 @@ pub struct Prompt {
     pub get: fn(&Map<String, Value>) -> Result<Value, String>,
     /// Completion candidates per argument name.
     pub completions: &'static [(&'static str, &'static [&'static str])],
+    /// For a prompt that asks the client something before it can be rendered: the rendering,
+    /// with a [`Call`] to ask through (`get` then answers sessions, which cannot be asked
+    /// during `prompts/get`).
+    pub asks: Option<PromptAskFn>,
 }
+
+/// An interactive prompt's rendering: the call handle to ask the client through, and the
+/// arguments.
+pub type PromptAskFn = fn(Call, Map<String, Value>) -> BoxFuture<Result<Value, String>>;
 
 /// What a `completion/complete` request refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +271,7 @@ pub struct Catalog {
     resources_list: Box<serde_json::value::RawValue>,
     templates_list: Box<serde_json::value::RawValue>,
     prompts_list: Box<serde_json::value::RawValue>,
+    lists_change: bool,
 }
 
 impl Catalog {
@@ -199,7 +287,9 @@ impl Catalog {
             templates.extend(conformance::templates());
             prompts.extend(conformance::prompts());
         }
-        Self::from_parts(tools, resources, templates, prompts)
+        let mut catalog = Self::from_parts(tools, resources, templates, prompts);
+        catalog.lists_change = conformance;
+        catalog
     }
 
     fn from_parts(
@@ -228,6 +318,7 @@ impl Catalog {
                 templates.iter().map(|t| &t.definition).collect(),
             ),
             prompts_list: render("prompts", prompts.iter().map(|p| &p.definition).collect()),
+            lists_change: false,
             tools,
             tool_index,
             resources,
@@ -280,6 +371,25 @@ impl Catalog {
     pub fn has_resource(&self, uri: &str) -> bool {
         self.resources.iter().any(|r| r.uri == uri)
             || self.templates.iter().any(|t| (t.read)(uri).is_some())
+    }
+
+    /// Every tool, in `tools/list` order.
+    pub fn tools(&self) -> impl Iterator<Item = &Tool> {
+        self.tools.iter()
+    }
+
+    /// Whether the lists can change while the process runs (then clients are told so): only the
+    /// conformance fixtures change them, on request.
+    pub fn lists_change(&self) -> bool {
+        self.lists_change
+    }
+
+    /// The rendering of prompt `name` if it is interactive (asks the client something).
+    pub fn interactive_prompt(&self, name: &str) -> Option<PromptAskFn> {
+        self.prompts
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.asks)
     }
 
     /// The `GetPromptResult` of `prompts/get`.

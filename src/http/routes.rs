@@ -172,11 +172,16 @@ impl Router {
                 Method::DELETE => HttpMethod::Delete,
                 _ => HttpMethod::Other,
             };
-            let headers =
-                match read_headers(&parts.headers, parts.uri.authority().map(|a| a.as_str())) {
-                    Ok(h) => h,
-                    Err(reply) => return into_response(reply),
-                };
+            let mut params = Vec::new();
+            let mut headers = match read_headers(
+                &parts.headers,
+                parts.uri.authority().map(|a| a.as_str()),
+                &mut params,
+            ) {
+                Ok(h) => h,
+                Err(reply) => return into_response(reply),
+            };
+            headers.params = &params;
             if let Err(reply) = self.endpoint.precheck(method, &headers) {
                 return into_response(reply);
             }
@@ -373,39 +378,61 @@ mod names {
     pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static(mcp_header::LAST_EVENT_ID);
     pub const FORWARDED_BY: HeaderName = HeaderName::from_static(mcp_header::FORWARDED_BY);
     pub const PEER_SECRET: HeaderName = HeaderName::from_static(mcp_header::PEER_SECRET);
+    pub const METHOD: HeaderName = HeaderName::from_static(mcp_header::METHOD);
+    pub const NAME: HeaderName = HeaderName::from_static(mcp_header::NAME);
 }
 
-/// The MCP-relevant headers as strings. A value that is not visible ASCII is refused: 403 for
-/// `Origin`/`Host` (never let an unreadable origin through the DNS-rebinding guard), 400 for the
-/// others.
+/// The MCP-relevant headers as strings; the `Mcp-Param-*` ones go to `params`. A value that is
+/// not visible ASCII is refused: 403 for `Origin`/`Host` (never let an unreadable origin through
+/// the DNS-rebinding guard), 400 with `HeaderMismatch` (-32020) for the 2026-07-28 routing
+/// headers, 400 for the others.
 fn read_headers<'a>(
     h: &'a HeaderMap,
     authority: Option<&'a str>,
+    params: &mut Vec<(&'a str, &'a str)>,
 ) -> Result<RequestHeaders<'a>, Reply> {
+    const INVALID: ErrorCode = ErrorCode::INVALID_REQUEST;
+    const MISMATCH: ErrorCode = ErrorCode::HEADER_MISMATCH;
     let mut r = RequestHeaders::default();
+    let text = |name: &http::HeaderName, value: &'a HeaderValue, status, code| {
+        value.to_str().map_err(|_| {
+            Reply::error(
+                status,
+                code,
+                format!("invalid characters in the {name} header"),
+            )
+        })
+    };
     // One pass over the handful of headers that arrived rather than a hashed lookup for each of
-    // the nine we read; a repeated header keeps its first value, as `HeaderMap::get` would.
+    // the ones we read; a repeated header keeps its first value, as `HeaderMap::get` would.
     for (name, value) in h {
-        let (slot, status) = match name {
-            n if n == header::ACCEPT => (&mut r.accept, 400),
-            n if n == header::CONTENT_TYPE => (&mut r.content_type, 400),
-            n if n == names::SESSION_ID => (&mut r.session_id, 400),
-            n if n == names::PROTOCOL_VERSION => (&mut r.protocol_version, 400),
-            n if n == names::LAST_EVENT_ID => (&mut r.last_event_id, 400),
-            n if n == header::ORIGIN => (&mut r.origin, 403),
-            n if n == names::FORWARDED_BY => (&mut r.forwarded_by, 400),
-            n if n == names::PEER_SECRET => (&mut r.peer_secret, 403),
-            n if n == header::HOST => (&mut r.host, 403),
-            _ => continue,
+        let (slot, status, code, routing) = match name {
+            n if n == header::ACCEPT => (&mut r.accept, 400, INVALID, None),
+            n if n == header::CONTENT_TYPE => (&mut r.content_type, 400, INVALID, None),
+            n if n == names::SESSION_ID => (&mut r.session_id, 400, INVALID, None),
+            n if n == names::PROTOCOL_VERSION => (
+                &mut r.protocol_version,
+                400,
+                INVALID,
+                Some(mcp_header::PROTOCOL_VERSION),
+            ),
+            n if n == names::METHOD => (&mut r.method, 400, MISMATCH, Some(mcp_header::METHOD)),
+            n if n == names::NAME => (&mut r.name, 400, MISMATCH, Some(mcp_header::NAME)),
+            n if n == names::LAST_EVENT_ID => (&mut r.last_event_id, 400, INVALID, None),
+            n if n == header::ORIGIN => (&mut r.origin, 403, INVALID, None),
+            n if n == names::FORWARDED_BY => (&mut r.forwarded_by, 400, INVALID, None),
+            n if n == names::PEER_SECRET => (&mut r.peer_secret, 403, INVALID, None),
+            n if n == header::HOST => (&mut r.host, 403, INVALID, None),
+            n => {
+                if let Some(param) = n.as_str().strip_prefix(mcp_header::PARAM_PREFIX) {
+                    params.push((param, text(n, value, 400, MISMATCH)?));
+                }
+                continue;
+            }
         };
-        if slot.is_none() {
-            *slot = Some(value.to_str().map_err(|_| {
-                Reply::error(
-                    status,
-                    ErrorCode::INVALID_REQUEST,
-                    format!("invalid characters in the {name} header"),
-                )
-            })?);
+        match slot {
+            None => *slot = Some(text(name, value, status, code)?),
+            Some(_) => r.repeated = r.repeated.or(routing),
         }
     }
     r.host = r.host.or(authority);

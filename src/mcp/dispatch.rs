@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::driver::{self, PreparedCall};
 use super::endpoint::Shared;
+use super::era::Era;
 use super::jsonrpc::{self, ErrorCode, Message, RequestId, RpcError};
 use super::transport::Reply;
 use crate::catalog::{
@@ -38,7 +39,7 @@ pub(crate) async fn post(
             Message::Response { id, result } => response(session, &id, result),
             Message::Request { id, method, params } => {
                 has_requests = true;
-                crate::telemetry::metrics().rpc(&method);
+                crate::telemetry::metrics().rpc(Era::Legacy, &method);
                 if method == "tools/call" {
                     let emits = emits.get_or_insert_with(Emits::new);
                     match prepare_call(shared, session, &id, params, Arc::clone(emits)) {
@@ -196,12 +197,17 @@ fn list(params: Option<&RawValue>, raw: &RawValue) -> Result<Value, RpcError> {
 }
 
 fn lookup(e: LookupError) -> RpcError {
+    lookup_error(e, ErrorCode::RESOURCE_NOT_FOUND)
+}
+
+/// The error of a failed catalog lookup; a missing resource gets `not_found` (`-32002` in the
+/// legacy era, `-32602` since 2026-07-28, SEP-2164) with its URI.
+pub(crate) fn lookup_error(e: LookupError, not_found: ErrorCode) -> RpcError {
     match e {
-        LookupError::UnknownResource(uri) => RpcError::new(
-            ErrorCode::RESOURCE_NOT_FOUND,
-            format!("Resource not found: {uri}"),
-        )
-        .with_data(json!({"uri": uri})),
+        LookupError::UnknownResource(uri) => {
+            RpcError::new(not_found, format!("Resource not found: {uri}"))
+                .with_data(json!({"uri": uri}))
+        }
         other => RpcError::new(ErrorCode::INVALID_PARAMS, other.to_string()),
     }
 }
@@ -282,7 +288,8 @@ fn request(
     }
 }
 
-fn complete(shared: &Shared, params: Option<&RawValue>) -> Result<Value, RpcError> {
+/// Answers `completion/complete` (both eras).
+pub(crate) fn complete(shared: &Shared, params: Option<&RawValue>) -> Result<Value, RpcError> {
     #[derive(Deserialize)]
     struct Ref {
         #[serde(rename = "type")]

@@ -20,11 +20,12 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::bus::Change;
 use super::endpoint::Shared;
 use super::jsonrpc::{self, ErrorCode, RequestId};
 use super::sse;
 use super::transport::Reply;
-use crate::catalog::{BoxFuture, Emit, EmitReceiver, Emits, ToolResult};
+use crate::catalog::{BoxFuture, Emit, EmitReceiver, Emits, LogLevel, ToolResult};
 use crate::session::{EventLog, ReaderGuard, Session};
 
 /// A `tools/call` ready to run.
@@ -257,13 +258,7 @@ impl Driver {
                 total,
                 message,
             } => {
-                let mut params = json!({"progressToken": token, "progress": number(progress)});
-                if let Some(total) = total {
-                    params["total"] = number(total);
-                }
-                if let Some(message) = message {
-                    params["message"] = Value::String(message);
-                }
+                let params = progress_params(token, progress, total, message);
                 push(
                     &self.stream(),
                     &jsonrpc::notification("notifications/progress", params),
@@ -275,10 +270,7 @@ impl Driver {
                 data,
             } => {
                 if level >= session.log_level() {
-                    let mut params = json!({"level": level.as_str(), "data": data});
-                    if let Some(logger) = logger {
-                        params["logger"] = Value::String(logger);
-                    }
+                    let params = log_params(level, logger, data);
                     push(
                         &self.stream(),
                         &jsonrpc::notification("notifications/message", params),
@@ -304,14 +296,9 @@ impl Driver {
                 }
             }
             Emit::ResourceUpdated { uri } => {
-                let message =
-                    jsonrpc::notification("notifications/resources/updated", json!({ "uri": uri }));
-                for s in self.shared.table.all() {
-                    if s.is_subscribed(&uri) {
-                        push(s.standalone(), &message);
-                    }
-                }
+                self.shared.bus.publish(Change::ResourceUpdated(uri.into()))
             }
+            Emit::ListChanged(kind) => self.shared.bus.publish(Change::ListChanged(kind)),
         }
     }
 }
@@ -370,6 +357,32 @@ impl Outcome {
             )),
         }
     }
+}
+
+/// The params of `notifications/progress`.
+pub(crate) fn progress_params(
+    token: Value,
+    progress: f64,
+    total: Option<f64>,
+    message: Option<String>,
+) -> Value {
+    let mut params = json!({"progressToken": token, "progress": number(progress)});
+    if let Some(total) = total {
+        params["total"] = number(total);
+    }
+    if let Some(message) = message {
+        params["message"] = Value::String(message);
+    }
+    params
+}
+
+/// The params of `notifications/message`.
+pub(crate) fn log_params(level: LogLevel, logger: Option<String>, data: Value) -> Value {
+    let mut params = json!({"level": level.as_str(), "data": data});
+    if let Some(logger) = logger {
+        params["logger"] = Value::String(logger);
+    }
+    params
 }
 
 /// Whole numbers as JSON integers (`3`, not `3.0`), as clients print them.

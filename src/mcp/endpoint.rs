@@ -13,8 +13,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::bus::Bus;
+use super::era::{self, Era};
 use super::greeting::Greetings;
 use super::jsonrpc::{self, ErrorCode, Message, RpcError};
+use super::modern::{self, Modern, StateKeys};
 use super::sse::{self, Follow};
 use super::transport::{self, OriginPolicy, Reply, RequestHeaders};
 use crate::catalog::{CallInfo, Catalog};
@@ -66,6 +69,13 @@ pub(crate) struct Shared {
     pub closing: CancellationToken,
     /// What `initialize` answers, encoded once.
     pub greetings: Greetings,
+    /// Resource and list changes, to the listeners of both eras.
+    pub bus: Bus,
+    /// The 2026-07-28 protocol's own state.
+    pub modern: Modern,
+    /// Cancelled when the drain's `shutdown.request_grace` is over: modern calls still running
+    /// are stopped and answered so (sessions' calls are stopped by the session table).
+    pub stop_requests: CancellationToken,
 }
 
 impl Shared {
@@ -73,7 +83,7 @@ impl Shared {
     pub fn call_info(&self, session: &Session) -> CallInfo {
         CallInfo {
             node: Arc::clone(&self.node),
-            session_id: Arc::clone(session.id_text()),
+            session_id: Some(Arc::clone(session.id_text())),
             protocol_version: session.params().protocol.as_str(),
             client_name: Arc::clone(&session.params().client_name),
             started: self.started,
@@ -124,17 +134,24 @@ struct InitializeParams {
 }
 
 impl Endpoint {
-    /// Builds the endpoint over `table`. `draining` refuses new sessions; `closing` ends streams.
+    /// Builds the endpoint over `table`. `draining` refuses new sessions; `closing` ends streams;
+    /// `keys` seal MRTR `requestState` until [`set_state_keys`](Self::set_state_keys).
     pub fn new(
         cfg: &Config,
         table: Arc<SessionTable>,
         draining: CancellationToken,
         closing: CancellationToken,
+        keys: StateKeys,
     ) -> Endpoint {
+        let catalog = Catalog::new(cfg.catalog.conformance);
+        let modern = Modern::new(&cfg.server.node_id, &catalog, keys);
         Endpoint {
             shared: Arc::new(Shared {
+                bus: Bus::new(Arc::clone(&table)),
+                modern,
+                stop_requests: CancellationToken::new(),
                 table,
-                catalog: Catalog::new(cfg.catalog.conformance),
+                catalog,
                 node: cfg.server.node_id.as_str().into(),
                 owner: OwnerTag::of(&cfg.server.node_id),
                 started: Instant::now(),
@@ -164,6 +181,22 @@ impl Endpoint {
     /// This node's sessions.
     pub fn sessions(&self) -> &Arc<SessionTable> {
         &self.shared.table
+    }
+
+    /// The node's change bus (the cluster relay attaches to it).
+    pub fn bus(&self) -> &Bus {
+        &self.shared.bus
+    }
+
+    /// Seals and opens MRTR `requestState` with `keys` from now on (the cluster's shared key).
+    pub fn set_state_keys(&self, keys: StateKeys) {
+        self.shared.modern.set_keys(keys);
+    }
+
+    /// Cancelled by the drain when `shutdown.request_grace` is over: the 2026-07-28 calls still
+    /// running stop and are answered so.
+    pub fn stop_requests(&self) -> &CancellationToken {
+        &self.shared.stop_requests
     }
 
     /// A misrouted request was relayed to its holder: the miss is logged (once per id).
@@ -204,10 +237,18 @@ impl Endpoint {
 
     /// A POST whose body was read and passed [`precheck`](Self::precheck).
     pub async fn post(&self, h: &RequestHeaders<'_>, body: &[u8]) -> Reply {
-        let parsed = match jsonrpc::parse(body) {
+        let mut parsed = match jsonrpc::parse(body) {
             Ok(p) => p,
             Err(e) => return Reply::rpc_error(400, &e.to_rpc()),
         };
+        match era::classify(h, &parsed) {
+            Ok(Era::Legacy) => {}
+            Ok(Era::Modern) => match parsed.messages.pop() {
+                Some(message) => return modern::post(&self.shared, h, message).await,
+                None => return Reply::error(400, ErrorCode::INVALID_REQUEST, "Invalid Request"),
+            },
+            Err(reply) => return reply,
+        }
         let init = parsed
             .messages
             .iter()
@@ -247,7 +288,11 @@ impl Endpoint {
     }
 
     /// A GET: the standalone stream, or the resumption of any stream with `Last-Event-ID`.
+    /// Without a session id it is a 2026-07-28 client's (that protocol has no GET): 405.
     pub async fn get(&self, h: &RequestHeaders<'_>) -> Reply {
+        if h.session_id.is_none() {
+            return Reply::sessionless_not_allowed("GET");
+        }
         let session = match self.session_for(h).await {
             Ok(s) => s,
             Err(reply) => return reply,
@@ -282,6 +327,9 @@ impl Endpoint {
     /// A DELETE: ends the session. For an id this node does not hold the answer is 404, but its
     /// registry key is removed all the same (ADR-0066).
     pub async fn delete(&self, h: &RequestHeaders<'_>) -> Reply {
+        if h.session_id.is_none() {
+            return Reply::sessionless_not_allowed("DELETE");
+        }
         let session = match self.session_for(h).await {
             Ok(s) => s,
             Err(reply) => {
@@ -304,7 +352,7 @@ impl Endpoint {
         id: &jsonrpc::RequestId,
         params: Option<&serde_json::value::RawValue>,
     ) -> Reply {
-        crate::telemetry::metrics().rpc("initialize");
+        crate::telemetry::metrics().rpc(Era::Legacy, "initialize");
         if self.shared.draining.is_cancelled() {
             return Reply::unavailable("Service Unavailable: this node is shutting down", 1);
         }

@@ -31,6 +31,12 @@ impl ErrorCode {
     pub const SERVER_BUSY: ErrorCode = ErrorCode(-32000);
     /// MCP (≤ 2025-11-25): resource not found.
     pub const RESOURCE_NOT_FOUND: ErrorCode = ErrorCode(-32002);
+    /// MCP 2026-07-28: a routing header is missing, malformed, or does not match the body.
+    pub const HEADER_MISMATCH: ErrorCode = ErrorCode(-32020);
+    /// MCP 2026-07-28: the request needs a client capability the client did not declare.
+    pub const MISSING_CAPABILITY: ErrorCode = ErrorCode(-32021);
+    /// MCP 2026-07-28: the request's protocol version is not one this server speaks.
+    pub const UNSUPPORTED_VERSION: ErrorCode = ErrorCode(-32022);
     /// Outside the reserved range: the client cancelled the request (the code LSP uses).
     pub const REQUEST_CANCELLED: ErrorCode = ErrorCode(-32800);
 }

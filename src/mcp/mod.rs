@@ -1,21 +1,31 @@
-//! The protocol layer: MCP over Streamable HTTP, legacy (session) era 2025-03-26 … 2025-11-25.
+//! The protocol layer: MCP over Streamable HTTP, both eras on one endpoint — the stateless
+//! 2026-07-28 protocol ("modern") and the session protocol of 2025-03-26 … 2025-11-25 ("legacy").
 //!
 //! - [`transport`]: what an HTTP request is to us, what we answer, header rules (no hyper types);
 //! - [`jsonrpc`]: messages, error codes, encoding;
 //! - [`sse`]: event framing and the byte stream of one SSE connection;
-//! - `endpoint`: POST/GET/DELETE entry points, `initialize`, session lookup;
+//! - [`era`]: which era a POST belongs to, decided once at the entry of [`Endpoint::post`];
+//! - `endpoint`: POST/GET/DELETE entry points; legacy `initialize` and session lookup;
 //! - `greeting`: the `initialize` result, encoded once per protocol version;
-//! - `dispatch`: per-method handling; `driver`: running tool calls and choosing JSON or SSE.
+//! - `dispatch`: legacy per-method handling; `driver`: running a session's tool calls and
+//!   choosing JSON or SSE;
+//! - `modern`: the 2026-07-28 protocol, which never touches the session layer;
+//! - [`bus`]: resource and list changes, delivered to the listeners of both eras.
 //!
-//! The era decision (the stateless 2026-07-28 protocol is planned next) belongs at the entry of
-//! [`Endpoint::post`]; the session layer stays independent of it.
+//! The catalog serves both eras without knowing which: a tool asks the client through its
+//! [`Call`](crate::catalog::Call), and the era decides how that question travels.
 
+pub mod bus;
 mod dispatch;
 mod driver;
 mod endpoint;
+pub mod era;
 mod greeting;
 pub mod jsonrpc;
+mod modern;
 pub mod sse;
 pub mod transport;
 
 pub use endpoint::{Endpoint, HttpMethod, Limits};
+pub use era::Era;
+pub use modern::state::{random_secret, StateKeys};

@@ -26,6 +26,15 @@ pub fn event(stream: StreamId, seq: u64, json: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
+/// An event carrying one JSON-RPC message without an id: 2026-07-28 streams are not resumable.
+pub fn data(json: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(json.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(json);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
 /// The priming event (SEP-1699): an id and an empty `data`, with the reconnect delay, so the
 /// client can resume this stream even if the connection drops before the first message.
 pub fn priming(stream: StreamId, seq: u64, retry: Duration) -> Bytes {
@@ -67,10 +76,18 @@ pub struct Follow {
 }
 
 /// Counts an open SSE connection for `/metrics` while it lives.
-struct OpenStream;
+#[derive(Debug)]
+pub struct OpenStream;
+
+impl Default for OpenStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl OpenStream {
-    fn new() -> OpenStream {
+    /// Counts one more open stream until dropped.
+    pub fn new() -> OpenStream {
         crate::telemetry::metrics().sse_streams_open.inc();
         OpenStream
     }

@@ -19,6 +19,12 @@ pub mod header {
     pub const SESSION_ID: &str = "mcp-session-id";
     pub const PROTOCOL_VERSION: &str = "mcp-protocol-version";
     pub const LAST_EVENT_ID: &str = "last-event-id";
+    /// 2026-07-28: the request's JSON-RPC method, mirrored for intermediaries.
+    pub const METHOD: &str = "mcp-method";
+    /// 2026-07-28: `params.name` or `params.uri` of `tools/call`, `prompts/get`, `resources/read`.
+    pub const NAME: &str = "mcp-name";
+    /// 2026-07-28: the prefix of the headers mirroring `x-mcp-header` tool arguments.
+    pub const PARAM_PREFIX: &str = "mcp-param-";
     /// The nodes a request was forwarded through, comma-separated, each appended by the node
     /// that forwards it: a request is forwarded at most twice and never back to a node on its
     /// path (no loops).
@@ -40,6 +46,16 @@ pub struct RequestHeaders<'a> {
     /// `mcpd-forwarded-by`: the nodes that forwarded this request, if any did.
     pub forwarded_by: Option<&'a str>,
     pub peer_secret: Option<&'a str>,
+    /// `Mcp-Method` (2026-07-28).
+    pub method: Option<&'a str>,
+    /// `Mcp-Name` (2026-07-28).
+    pub name: Option<&'a str>,
+    /// The `Mcp-Param-{Name}` headers: `{Name}` lower-cased (header names have no case), and the
+    /// value. Empty for nearly every request.
+    pub params: &'a [(&'a str, &'a str)],
+    /// The first of `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` that came more than once
+    /// (a 2026-07-28 request with a repeated routing header is refused).
+    pub repeated: Option<&'static str>,
     /// Not a header: set by the HTTP layer when it runs a request again here because forwarding
     /// it to this node (the session's owner) failed to connect — evidence the owner is gone.
     pub unreachable_owner: Option<&'a str>,
@@ -152,6 +168,14 @@ impl Reply {
         }
     }
 
+    /// An HTTP error answering request `id` with `error`.
+    pub fn rpc_error_to(status: u16, id: &jsonrpc::RequestId, error: &RpcError) -> Reply {
+        Reply {
+            body: ReplyBody::Json(jsonrpc::error_response(Some(id), error)),
+            ..Reply::empty(status)
+        }
+    }
+
     /// 405 with `Allow`.
     pub fn method_not_allowed() -> Reply {
         Reply {
@@ -160,6 +184,22 @@ impl Reply {
                 405,
                 ErrorCode::INVALID_REQUEST,
                 "Method not allowed: use POST, GET or DELETE",
+            )
+        }
+    }
+
+    /// 405 for a GET or DELETE without a session: only sessions (2025-03-26 … 2025-11-25) have
+    /// a stream to GET or an end to DELETE; protocol 2026-07-28 has neither.
+    pub fn sessionless_not_allowed(method: &str) -> Reply {
+        Reply {
+            allow: true,
+            ..Reply::error(
+                405,
+                ErrorCode::INVALID_REQUEST,
+                format!(
+                    "Method Not Allowed: {method} needs the Mcp-Session-Id of a session; \
+                     protocol 2026-07-28 uses POST only"
+                ),
             )
         }
     }

@@ -13,6 +13,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::mcp::Era;
+
 /// Labels: why a session closed.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -29,6 +31,8 @@ pub struct RequestLabels {
 /// Labels: a JSON-RPC request by method (a fixed set; anything else is `other`).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
+    /// `legacy` or `modern` (see [`crate::mcp::Era`]).
+    pub era: &'static str,
     pub method: &'static str,
 }
 
@@ -67,6 +71,8 @@ pub struct Metrics {
     /// Answers (not SSE streams) that could not be finished; see [`CauseLabels`].
     truncated: Family<CauseLabels, Counter>,
     pub sse_streams_open: Gauge,
+    /// 2026-07-28 requests whose client closed the stream before the answer (cancellations).
+    pub modern_cancelled: Counter,
     sessions_live: Gauge,
     registry_queue: Gauge,
     registry_up: Gauge,
@@ -96,6 +102,8 @@ const RPC_METHODS: &[&str] = &[
     "prompts/get",
     "completion/complete",
     "logging/setLevel",
+    "server/discover",
+    "subscriptions/listen",
 ];
 
 impl Metrics {
@@ -111,6 +119,7 @@ impl Metrics {
             forwarded: Family::default(),
             truncated: Family::default(),
             sse_streams_open: Gauge::default(),
+            modern_cancelled: Counter::default(),
             sessions_live: Gauge::default(),
             registry_queue: Gauge::default(),
             registry_up: Gauge::default(),
@@ -177,6 +186,11 @@ impl Metrics {
             m.sse_streams_open.clone(),
         );
         registry.register(
+            "modern_cancelled",
+            "2026-07-28 requests cancelled by their client closing the stream",
+            m.modern_cancelled.clone(),
+        );
+        registry.register(
             "registry_queue_depth",
             "Registry operations waiting for Redis",
             m.registry_queue.clone(),
@@ -196,10 +210,17 @@ impl Metrics {
             "1 once the node started draining",
             m.draining.clone(),
         );
-        let rpc_by_method = RPC_METHODS
+        let rpc_by_method = [Era::Legacy, Era::Modern]
             .iter()
-            .chain(&["other"])
-            .map(|&method| m.rpc_requests.get_or_create(&RpcLabels { method }).clone())
+            .flat_map(|era| {
+                RPC_METHODS.iter().chain(&["other"]).map(|&method| {
+                    let labels = RpcLabels {
+                        era: era.as_str(),
+                        method,
+                    };
+                    m.rpc_requests.get_or_create(&labels).clone()
+                })
+            })
             .collect();
         let common_requests = [("POST", 200), ("POST", 202), ("GET", 200), ("DELETE", 200)]
             .into_iter()
@@ -235,12 +256,17 @@ impl Metrics {
         }
     }
 
-    /// Counts a JSON-RPC request.
-    pub fn rpc(&self, method: &str) {
-        let i = RPC_METHODS
-            .iter()
-            .position(|m| *m == method)
-            .unwrap_or(RPC_METHODS.len());
+    /// Counts a JSON-RPC request of `era`.
+    pub fn rpc(&self, era: Era, method: &str) {
+        let offset = match era {
+            Era::Legacy => 0,
+            Era::Modern => RPC_METHODS.len() + 1,
+        };
+        let i = offset
+            + RPC_METHODS
+                .iter()
+                .position(|m| *m == method)
+                .unwrap_or(RPC_METHODS.len());
         if let Some(counter) = self.rpc_by_method.get(i) {
             counter.inc();
         }
@@ -299,8 +325,9 @@ mod tests {
             .inc();
         m.request("POST", 200);
         m.request("GET", 405);
-        m.rpc("tools/call");
-        m.rpc("made/up");
+        m.rpc(Era::Legacy, "tools/call");
+        m.rpc(Era::Legacy, "made/up");
+        m.rpc(Era::Modern, "tools/call");
         m.session_misses
             .get_or_create(&ClassLabels { class: "misroute" })
             .inc();
@@ -313,9 +340,11 @@ mod tests {
             "mcpd_http_requests_total{method=\"POST\",status=\"200\"} 1",
             "mcpd_http_requests_total{method=\"GET\",status=\"405\"} 1",
             "mcpd_http_requests_total{method=\"DELETE\",status=\"200\"} 0",
-            "mcpd_rpc_requests_total{method=\"ping\"} 0",
-            "mcpd_rpc_requests_total{method=\"tools/call\"} 1",
-            "mcpd_rpc_requests_total{method=\"other\"} 1",
+            "mcpd_rpc_requests_total{era=\"legacy\",method=\"ping\"} 0",
+            "mcpd_rpc_requests_total{era=\"legacy\",method=\"tools/call\"} 1",
+            "mcpd_rpc_requests_total{era=\"legacy\",method=\"other\"} 1",
+            "mcpd_rpc_requests_total{era=\"modern\",method=\"tools/call\"} 1",
+            "mcpd_rpc_requests_total{era=\"modern\",method=\"server/discover\"} 0",
             "mcpd_session_misses_total{class=\"misroute\"} 1",
             "mcpd_registry_queue_depth 2",
             "mcpd_registry_connected 1",

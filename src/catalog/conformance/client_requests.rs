@@ -31,7 +31,7 @@ pub(super) fn sampling(call: Call, args: Map<String, Value>) -> BoxFuture<ToolRe
             "messages": [{"role": "user", "content": {"type": "text", "text": prompt}}],
             "maxTokens": 100
         });
-        match call.request("sampling/createMessage", params).await {
+        match call.ask("sampling", "sampling/createMessage", params).await {
             Ok(result) => {
                 // `CreateMessageResult.content`; older clients nest it under `message`.
                 let text = result
@@ -64,7 +64,7 @@ pub(super) fn elicitation(call: Call, args: Map<String, Value>) -> BoxFuture<Too
         });
         elicitation_outcome(
             "User response",
-            call.request("elicitation/create", params).await,
+            call.ask("elicitation", "elicitation/create", params).await,
         )
     })
 }
@@ -95,7 +95,7 @@ pub(super) fn elicitation_sep1034_defaults(
         });
         elicitation_outcome(
             "Elicitation completed",
-            call.request("elicitation/create", params).await,
+            call.ask("elicitation", "elicitation/create", params).await,
         )
     })
 }
@@ -156,7 +156,7 @@ pub(super) fn elicitation_sep1330_enums(
         });
         elicitation_outcome(
             "Elicitation completed",
-            call.request("elicitation/create", params).await,
+            call.ask("elicitation", "elicitation/create", params).await,
         )
     })
 }

@@ -22,6 +22,9 @@
 //!   `isError` result, or their arguments;
 //! - `streaming`: tools that log, report progress or close their connection before answering;
 //! - `client_requests`: tools that ask the client for sampling or elicitation;
+//! - `input_required`: the multi round-trip (MRTR) tools and prompt of suite 0.2.0-alpha.12;
+//! - `stateless`: the 2026-07-28 diagnostic tools (a missing capability, logs without opt-in,
+//!   list-change triggers, an `x-mcp-header` argument);
 //! - `resources`: the `test://` resources and the resource template;
 //! - `prompts`: the `test_*` prompts;
 //! - `data`: the reference server's media and texts, and the content items built from them.
@@ -33,8 +36,10 @@
 mod client_requests;
 mod content;
 mod data;
+mod input_required;
 mod prompts;
 mod resources;
+mod stateless;
 mod streaming;
 #[cfg(test)]
 mod testing;
@@ -143,6 +148,86 @@ pub fn tools() -> Vec<Tool> {
             }),
             handler: content::json_schema_2020_12_tool,
         },
+        no_args_tool(
+            "test_input_required_result_elicitation",
+            "Asks the client for a name (key user_name) and greets it",
+            input_required::elicitation,
+        ),
+        no_args_tool(
+            "test_input_required_result_sampling",
+            "Asks the client's model a question (key capital_question)",
+            input_required::sampling_tool,
+        ),
+        no_args_tool(
+            "test_input_required_result_list_roots",
+            "Asks the client for its roots (key client_roots)",
+            input_required::list_roots,
+        ),
+        no_args_tool(
+            "test_input_required_result_request_state",
+            "Asks for a confirmation, carrying its state in requestState",
+            input_required::request_state,
+        ),
+        no_args_tool(
+            "test_input_required_result_multiple_inputs",
+            "Asks an elicitation, a sampling and the roots in one round",
+            input_required::multiple_inputs,
+        ),
+        no_args_tool(
+            "test_input_required_result_multi_round",
+            "Asks a name, then a color: two rounds",
+            input_required::multi_round,
+        ),
+        no_args_tool(
+            "test_input_required_result_tampered_state",
+            "Asks a confirmation; its requestState is integrity-protected",
+            input_required::tampered_state,
+        ),
+        no_args_tool(
+            "test_input_required_result_capabilities",
+            "Asks only for what the client declared (elicitation, sampling)",
+            input_required::capabilities,
+        ),
+        no_args_tool(
+            "test_missing_capability",
+            "Needs the client's sampling capability",
+            stateless::missing_capability,
+        ),
+        no_args_tool(
+            "test_streaming_elicitation",
+            "Reports progress, then asks the client something",
+            stateless::streaming_elicitation,
+        ),
+        no_args_tool(
+            "test_logging_tool",
+            "Logs three messages (sent only to clients that asked for logs)",
+            stateless::logging_tool,
+        ),
+        no_args_tool(
+            "test_trigger_tool_change",
+            "Tells the listeners that the tool list changed",
+            stateless::trigger_tool_change,
+        ),
+        no_args_tool(
+            "test_trigger_prompt_change",
+            "Tells the listeners that the prompt list changed",
+            stateless::trigger_prompt_change,
+        ),
+        Tool {
+            name: "test_x_mcp_header",
+            definition: json!({
+                "name": "test_x_mcp_header",
+                "description": "Echoes its region argument, which clients mirror into the Mcp-Param-Region header (SEP-2243)",
+                "inputSchema": {
+                    "type": "object",
+                    "properties": {
+                        "region": {"type": "string", "description": "A region name", "x-mcp-header": "Region"}
+                    },
+                    "required": ["region"]
+                }
+            }),
+            handler: stateless::x_mcp_header,
+        },
     ]
 }
 
@@ -184,6 +269,7 @@ fn json_schema_2020_12_input_schema() -> Value {
         "type": "object",
         "$defs": {
             "address": {
+                "$anchor": "addressDef",
                 "type": "object",
                 "properties": {
                     "street": {"type": "string"},
@@ -193,8 +279,15 @@ fn json_schema_2020_12_input_schema() -> Value {
         },
         "properties": {
             "name": {"type": "string"},
-            "address": {"$ref": "#/$defs/address"}
+            "address": {"$ref": "#/$defs/address"},
+            "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+            "phone": {"type": "string"},
+            "email": {"type": "string"}
         },
+        "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+        "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+        "then": {"required": ["phone"]},
+        "else": {"required": ["email"]},
         "additionalProperties": false
     })
 }

@@ -23,6 +23,7 @@ pub(super) fn list() -> Vec<Prompt> {
                 }))
             },
             completions: &[],
+            asks: None,
         },
         Prompt {
             name: "test_prompt_with_arguments",
@@ -48,6 +49,7 @@ pub(super) fn list() -> Vec<Prompt> {
             // The reference answers every completion with an empty list; a few candidates make
             // `completion/complete` show it really filters by prefix.
             completions: &[("arg1", &["paris", "park", "party", "test", "testValue1"])],
+            asks: None,
         },
         Prompt {
             name: "test_prompt_with_embedded_resource",
@@ -80,6 +82,7 @@ pub(super) fn list() -> Vec<Prompt> {
                 }))
             },
             completions: &[],
+            asks: None,
         },
         Prompt {
             name: "test_prompt_with_image",
@@ -98,6 +101,17 @@ pub(super) fn list() -> Vec<Prompt> {
                 }))
             },
             completions: &[],
+            asks: None,
+        },
+        Prompt {
+            name: "test_input_required_result_prompt",
+            definition: json!({
+                "name": "test_input_required_result_prompt",
+                "description": "Asks the client what context to use before rendering (key user_context)"
+            }),
+            get: super::input_required::prompt_without_asking,
+            completions: &[],
+            asks: Some(super::input_required::prompt),
         },
     ]
 }

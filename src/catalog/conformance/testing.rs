@@ -15,7 +15,7 @@ use crate::catalog::{
 pub(super) fn info() -> CallInfo {
     CallInfo {
         node: Arc::from("test-node"),
-        session_id: Arc::from("test-session"),
+        session_id: Some(Arc::from("test-session")),
         protocol_version: "2025-11-25",
         client_name: Arc::from("test-client 1.0"),
         started: Instant::now(),

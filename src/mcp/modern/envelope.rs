@@ -1,0 +1,506 @@
+//! A 2026-07-28 request's envelope: the `_meta` every request carries, and the routing headers
+//! that mirror the body, checked in the order the conformance suite and the SDK servers agree on.
+//!
+//! 1. `MCP-Protocol-Version` present, not repeated (400, -32020);
+//! 2. `_meta` with `protocolVersion` (a string) and `clientCapabilities` (an object); a
+//!    `logLevel` must name a level (400, -32602);
+//! 3. the header equals `_meta`'s version (400, -32020);
+//! 4. the version is one we speak (400, -32022 with `supported` and `requested`);
+//! 5. `Mcp-Method` equals the method, `Mcp-Name` the name or URI (400, -32020).
+//!
+//! Header values are compared after trimming surrounding whitespace, case kept; a value in the
+//! `=?base64?…?=` form is decoded first and must be valid base64 of UTF-8.
+
+use std::borrow::Cow;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+
+use crate::catalog::{ClientCapability, LogLevel};
+use crate::mcp::era::{self, ModernVersion};
+use crate::mcp::jsonrpc::{ErrorCode, RpcError};
+use crate::mcp::transport::RequestHeaders;
+
+/// A refused request: the HTTP status and the JSON-RPC error.
+pub(crate) type Refusal = (u16, RpcError);
+
+fn mismatch(message: impl Into<String>) -> Refusal {
+    (400, RpcError::new(ErrorCode::HEADER_MISMATCH, message))
+}
+
+fn invalid(message: impl Into<String>) -> Refusal {
+    (400, RpcError::new(ErrorCode::INVALID_PARAMS, message))
+}
+
+/// The params of any 2026-07-28 request, read in one pass: each method takes what it needs.
+#[derive(Deserialize, Default)]
+pub(crate) struct Params<'a> {
+    #[serde(rename = "_meta", borrow, default)]
+    pub meta: Option<RawMeta<'a>>,
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub uri: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub arguments: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub cursor: Option<&'a RawValue>,
+    #[serde(rename = "inputResponses", borrow, default)]
+    pub input_responses: Option<&'a RawValue>,
+    #[serde(rename = "requestState", borrow, default)]
+    pub request_state: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub notifications: Option<&'a RawValue>,
+}
+
+/// `_meta` as sent; [`Envelope::check`] validates it.
+#[derive(Deserialize, Default)]
+pub(crate) struct RawMeta<'a> {
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, default)]
+    version: Option<&'a RawValue>,
+    #[serde(rename = "io.modelcontextprotocol/clientCapabilities", borrow, default)]
+    capabilities: Option<&'a RawValue>,
+    #[serde(rename = "io.modelcontextprotocol/clientInfo", borrow, default)]
+    client_info: Option<&'a RawValue>,
+    #[serde(rename = "io.modelcontextprotocol/logLevel", borrow, default)]
+    log_level: Option<&'a RawValue>,
+    #[serde(rename = "progressToken", borrow, default)]
+    progress_token: Option<&'a RawValue>,
+}
+
+/// What a valid envelope tells about the request.
+#[derive(Debug)]
+pub(crate) struct Envelope {
+    pub version: ModernVersion,
+    /// `sampling`, `elicitation`, `roots` declared.
+    pub capabilities: [bool; 3],
+    /// `clientInfo.name`, self-reported (for logs and `node_info` only).
+    pub client_name: String,
+    /// The request opted into `notifications/message` from this level up.
+    pub log_level: Option<LogLevel>,
+    /// The request asked for progress.
+    pub progress_token: Option<Value>,
+}
+
+impl Envelope {
+    /// True when the client declared `cap` for this request.
+    pub fn has(&self, cap: ClientCapability) -> bool {
+        self.capabilities[match cap {
+            ClientCapability::Sampling => 0,
+            ClientCapability::Elicitation => 1,
+            ClientCapability::Roots => 2,
+        }]
+    }
+
+    /// Steps 1–5 of the module's ladder for `method`.
+    pub fn check(
+        h: &RequestHeaders<'_>,
+        method: &str,
+        meta: Option<&RawMeta<'_>>,
+    ) -> Result<Envelope, Refusal> {
+        let Some(header) = h.protocol_version else {
+            return Err(mismatch(
+                "Header mismatch: the MCP-Protocol-Version header is required",
+            ));
+        };
+        if let Some(name) = h.repeated {
+            return Err(mismatch(format!(
+                "Header mismatch: the {name} header was sent more than once"
+            )));
+        }
+        let Some(meta) = meta else {
+            return Err(invalid(
+                "Invalid params: _meta with io.modelcontextprotocol/protocolVersion and \
+                 io.modelcontextprotocol/clientCapabilities is required",
+            ));
+        };
+        let version: String = match meta.version.map(|v| serde_json::from_str(v.get())) {
+            Some(Ok(v)) => v,
+            Some(Err(_)) => return Err(invalid(
+                "Invalid params: _meta io.modelcontextprotocol/protocolVersion must be a string",
+            )),
+            None => {
+                return Err(invalid(
+                    "Invalid params: _meta io.modelcontextprotocol/protocolVersion is required",
+                ))
+            }
+        };
+        let capabilities = match meta.capabilities {
+            Some(raw) => capabilities(raw).ok_or_else(|| {
+                invalid("Invalid params: _meta io.modelcontextprotocol/clientCapabilities must be an object")
+            })?,
+            None => {
+                return Err(invalid(
+                    "Invalid params: _meta io.modelcontextprotocol/clientCapabilities is required",
+                ))
+            }
+        };
+        let log_level = match meta.log_level {
+            None => None,
+            Some(raw) => Some(
+                serde_json::from_str::<String>(raw.get())
+                    .ok()
+                    .and_then(|l| l.parse::<LogLevel>().ok())
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "Invalid params: _meta io.modelcontextprotocol/logLevel {} is not a log level",
+                            raw.get()
+                        ))
+                    })?,
+            ),
+        };
+        if header.trim() != version {
+            return Err(mismatch(format!(
+                "Header mismatch: MCP-Protocol-Version {header:?} does not match _meta protocolVersion {version:?}"
+            )));
+        }
+        let Ok(parsed) = version.parse::<ModernVersion>() else {
+            return Err((
+                400,
+                RpcError::new(
+                    ErrorCode::UNSUPPORTED_VERSION,
+                    format!("Unsupported protocol version {version:?}"),
+                )
+                .with_data(json!({"supported": era::supported_versions(), "requested": version})),
+            ));
+        };
+        match h.method.map(str::trim) {
+            None => {
+                return Err(mismatch(
+                    "Header mismatch: the Mcp-Method header is required",
+                ))
+            }
+            Some(m) if m != method => {
+                return Err(mismatch(format!(
+                    "Header mismatch: Mcp-Method {m:?} does not match the body's method {method:?}"
+                )))
+            }
+            Some(_) => {}
+        }
+        let client_name = meta
+            .client_info
+            .and_then(|raw| serde_json::from_str::<Map<String, Value>>(raw.get()).ok())
+            .and_then(|m| m.get("name").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| "unknown".to_owned());
+        let progress_token = meta
+            .progress_token
+            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+            .filter(|t| t.is_string() || t.is_i64() || t.is_u64());
+        Ok(Envelope {
+            version: parsed,
+            capabilities,
+            client_name,
+            log_level,
+            progress_token,
+        })
+    }
+}
+
+/// Which of sampling, elicitation and roots an object of client capabilities declares (a key
+/// whose value is not `null`); `None` when it is not an object.
+fn capabilities(raw: &RawValue) -> Option<[bool; 3]> {
+    #[derive(Deserialize)]
+    struct Caps {
+        #[serde(default)]
+        sampling: Option<serde::de::IgnoredAny>,
+        #[serde(default)]
+        elicitation: Option<serde::de::IgnoredAny>,
+        #[serde(default)]
+        roots: Option<serde::de::IgnoredAny>,
+    }
+    if !raw.get().starts_with('{') {
+        return None;
+    }
+    let c: Caps = serde_json::from_str(raw.get()).ok()?;
+    Some([
+        c.sampling.is_some(),
+        c.elicitation.is_some(),
+        c.roots.is_some(),
+    ])
+}
+
+/// Checks `Mcp-Name` against the body's `params.name` or `params.uri`.
+pub(crate) fn check_name(h: &RequestHeaders<'_>, name: &str) -> Result<(), Refusal> {
+    let Some(header) = h.name else {
+        return Err(mismatch("Header mismatch: the Mcp-Name header is required"));
+    };
+    match decode(header) {
+        Some(value) if value == name => Ok(()),
+        Some(value) => Err(mismatch(format!(
+            "Header mismatch: Mcp-Name {value:?} does not match the body's {name:?}"
+        ))),
+        None => Err(mismatch(
+            "Header mismatch: Mcp-Name is not valid =?base64?…?= encoding",
+        )),
+    }
+}
+
+/// A header value as the client meant it: trimmed, and decoded from `=?base64?…?=`; `None` when
+/// that form does not hold valid base64 of UTF-8.
+pub(crate) fn decode(value: &str) -> Option<Cow<'_, str>> {
+    let value = value.trim();
+    match value
+        .strip_prefix("=?base64?")
+        .and_then(|v| v.strip_suffix("?="))
+    {
+        Some(encoded) => {
+            let bytes = STANDARD.decode(encoded).ok()?;
+            String::from_utf8(bytes).ok().map(Cow::Owned)
+        }
+        None => Some(Cow::Borrowed(value)),
+    }
+}
+
+/// A tool argument mirrored into a header (`x-mcp-header` in its input schema).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ParamHeader {
+    /// The argument's name.
+    pub argument: String,
+    /// `{Name}` of `Mcp-Param-{Name}`, lower-cased.
+    pub header: String,
+}
+
+/// The `x-mcp-header` annotations of an input schema: top-level properties of a primitive type.
+pub(crate) fn param_headers(input_schema: &Value) -> Vec<ParamHeader> {
+    let Some(props) = input_schema.get("properties").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    props
+        .iter()
+        .filter_map(|(argument, schema)| {
+            let header = schema.get("x-mcp-header")?.as_str()?;
+            Some(ParamHeader {
+                argument: argument.clone(),
+                header: header.to_ascii_lowercase(),
+            })
+        })
+        .collect()
+}
+
+/// Checks the `Mcp-Param-*` headers of a `tools/call` against its arguments: every annotated
+/// argument present in the body must come with its header, equal to it (integers compared as
+/// numbers, booleans as `true`/`false`), and a header must not stand for an absent argument.
+pub(crate) fn check_params(
+    h: &RequestHeaders<'_>,
+    annotated: &[ParamHeader],
+    arguments: &Map<String, Value>,
+) -> Result<(), Refusal> {
+    for p in annotated {
+        let header = h
+            .params
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&p.header))
+            .map(|(_, v)| *v);
+        let body = arguments.get(&p.argument).filter(|v| !v.is_null());
+        match (body, header) {
+            (None, None) => {}
+            (None, Some(_)) => {
+                return Err(mismatch(format!(
+                    "Header mismatch: Mcp-Param-{} is sent but argument {:?} is not",
+                    p.header, p.argument
+                )))
+            }
+            (Some(_), None) => {
+                return Err(mismatch(format!(
+                    "Header mismatch: argument {:?} requires the Mcp-Param-{} header",
+                    p.argument, p.header
+                )))
+            }
+            (Some(value), Some(header)) => {
+                let Some(decoded) = decode(header) else {
+                    return Err(mismatch(format!(
+                        "Header mismatch: Mcp-Param-{} is not valid =?base64?…?= encoding",
+                        p.header
+                    )));
+                };
+                let same = match value {
+                    Value::String(s) => *s == decoded,
+                    Value::Bool(b) => decoded == if *b { "true" } else { "false" },
+                    Value::Number(n) => match (n.as_i64(), decoded.parse::<i64>()) {
+                        (Some(a), Ok(b)) => a == b,
+                        _ => n
+                            .as_f64()
+                            .zip(decoded.parse::<f64>().ok())
+                            .is_some_and(|(a, b)| a == b),
+                    },
+                    _ => false,
+                };
+                if !same {
+                    return Err(mismatch(format!(
+                        "Header mismatch: Mcp-Param-{} does not match argument {:?}",
+                        p.header, p.argument
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers<'a>(version: Option<&'a str>, method: Option<&'a str>) -> RequestHeaders<'a> {
+        RequestHeaders {
+            protocol_version: version,
+            method,
+            ..Default::default()
+        }
+    }
+
+    fn check(h: &RequestHeaders<'_>, method: &str, params: &str) -> Result<Envelope, (u16, i64)> {
+        let p: Params<'_> = serde_json::from_str(params).unwrap();
+        Envelope::check(h, method, p.meta.as_ref()).map_err(|(s, e)| (s, e.code.0))
+    }
+
+    const OK: &str = r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"sampling":{},"roots":null}}}"#;
+
+    #[test]
+    fn a_valid_envelope_reads_version_and_capabilities() {
+        let e = check(
+            &headers(Some("2026-07-28"), Some("tools/list")),
+            "tools/list",
+            OK,
+        )
+        .unwrap();
+        assert_eq!(e.version, ModernVersion::V2026_07_28);
+        assert!(e.has(ClientCapability::Sampling));
+        assert!(!e.has(ClientCapability::Roots), "null is not a declaration");
+        assert_eq!(e.client_name, "unknown");
+    }
+
+    #[test]
+    fn each_rung_of_the_ladder_has_its_error() {
+        let h = headers(Some("2026-07-28"), Some("tools/list"));
+        assert_eq!(
+            check(&headers(None, Some("tools/list")), "tools/list", OK).err(),
+            Some((400, -32020))
+        );
+        assert_eq!(check(&h, "tools/list", "{}").err(), Some((400, -32602)));
+        assert_eq!(
+            check(
+                &h,
+                "tools/list",
+                r#"{"_meta":{"io.modelcontextprotocol/clientCapabilities":{}}}"#
+            )
+            .err(),
+            Some((400, -32602))
+        );
+        assert_eq!(
+            check(
+                &h,
+                "tools/list",
+                r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#
+            )
+            .err(),
+            Some((400, -32602))
+        );
+        assert_eq!(
+            check(&h, "tools/list", r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":[]}}"#).err(),
+            Some((400, -32602))
+        );
+        assert_eq!(
+            check(&h, "tools/list", r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/logLevel":"loud"}}"#).err(),
+            Some((400, -32602))
+        );
+        let v999 = r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"v999","io.modelcontextprotocol/clientCapabilities":{}}}"#;
+        assert_eq!(check(&h, "tools/list", v999).err(), Some((400, -32020)));
+        assert_eq!(
+            check(
+                &headers(Some("v999"), Some("tools/list")),
+                "tools/list",
+                v999
+            )
+            .err(),
+            Some((400, -32022))
+        );
+        assert_eq!(
+            check(&headers(Some("2026-07-28"), None), "tools/list", OK).err(),
+            Some((400, -32020))
+        );
+        assert_eq!(
+            check(
+                &headers(Some("2026-07-28"), Some("TOOLS/LIST")),
+                "tools/list",
+                OK
+            )
+            .err(),
+            Some((400, -32020))
+        );
+        assert!(check(
+            &headers(Some(" 2026-07-28 "), Some("  tools/list ")),
+            "tools/list",
+            OK
+        )
+        .is_ok());
+        let repeated = RequestHeaders {
+            repeated: Some("mcp-method"),
+            ..h
+        };
+        assert_eq!(
+            check(&repeated, "tools/list", OK).err(),
+            Some((400, -32020))
+        );
+    }
+
+    #[test]
+    fn unsupported_versions_list_what_we_speak() {
+        let v = r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2025-11-25","io.modelcontextprotocol/clientCapabilities":{}}}"#;
+        let p: Params<'_> = serde_json::from_str(v).unwrap();
+        let (status, e) = Envelope::check(
+            &headers(Some("2025-11-25"), Some("x")),
+            "x",
+            p.meta.as_ref(),
+        )
+        .unwrap_err();
+        assert_eq!((status, e.code), (400, ErrorCode::UNSUPPORTED_VERSION));
+        let data = e.data.unwrap();
+        assert_eq!(data["requested"], "2025-11-25");
+        assert_eq!(data["supported"][0], "2026-07-28");
+    }
+
+    #[test]
+    fn names_and_params_decode_base64_and_compare_exactly() {
+        let h = RequestHeaders {
+            name: Some("=?base64?SGVsbG8=?="),
+            ..Default::default()
+        };
+        assert!(check_name(&h, "Hello").is_ok());
+        for bad in ["=?base64?SGVsbG8?=", "=?base64?SGVs!!!bG8=?="] {
+            let h = RequestHeaders {
+                name: Some(bad),
+                ..Default::default()
+            };
+            assert!(check_name(&h, "Hello").is_err(), "{bad}");
+        }
+        assert_eq!(decode("  x  ").as_deref(), Some("x"));
+        assert_eq!(
+            decode("=?base64?SGVsbG8=").as_deref(),
+            Some("=?base64?SGVsbG8=")
+        );
+        let schema = json!({"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"},"n":{"type":"integer","x-mcp-header":"N"},"other":{"type":"string"}}});
+        let annotated = param_headers(&schema);
+        assert_eq!(annotated.len(), 2);
+        let args = json!({"region": "eu", "n": 7}).as_object().unwrap().clone();
+        let with = |params: &'static [(&'static str, &'static str)]| RequestHeaders {
+            params,
+            ..Default::default()
+        };
+        assert!(check_params(&with(&[("region", "eu"), ("n", "7")]), &annotated, &args).is_ok());
+        assert!(check_params(
+            &with(&[("region", "=?base64?ZXU=?="), ("n", "07")]),
+            &annotated,
+            &args
+        )
+        .is_ok());
+        assert!(check_params(&with(&[("region", "EU"), ("n", "7")]), &annotated, &args).is_err());
+        assert!(check_params(&with(&[("n", "7")]), &annotated, &args).is_err());
+        let none = Map::new();
+        assert!(check_params(&with(&[("region", "eu")]), &annotated, &none).is_err());
+        assert!(check_params(&with(&[]), &annotated, &none).is_ok());
+    }
+}

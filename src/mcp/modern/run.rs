@@ -1,0 +1,552 @@
+//! Running a 2026-07-28 `tools/call` (or a `prompts/get` whose prompt asks the client
+//! something) and answering it.
+//!
+//! The call runs inside the request: its future belongs to the reply, so a client that closes
+//! the connection drops it, and that is the cancellation the spec asks for (nothing more is sent
+//! for it). Most calls finish at their first poll and are answered with plain JSON. A call that
+//! reports progress or (opted-in) logs before finishing turns the reply into an SSE stream that
+//! carries them, then the result. A call that asks the client something it has no answer for
+//! ends its round: the reply is an `InputRequiredResult` whose sealed `requestState` carries the
+//! answers used so far to whichever node serves the next round.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::Poll;
+
+use bytes::Bytes;
+use futures_util::stream;
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::envelope::{self, Envelope, Params, Refusal};
+use super::state::{Binding, MAX_STATE_LEN};
+use super::{arguments, refused};
+use crate::catalog::{
+    Asking, BoxFuture, Call, CallInfo, Emit, EmitReceiver, Emits, Inputs, LogLevel, ToolResult,
+};
+use crate::mcp::bus::Change;
+use crate::mcp::endpoint::Shared;
+use crate::mcp::era::Era;
+use crate::mcp::jsonrpc::{self, ErrorCode, RequestId, RpcError};
+use crate::mcp::transport::{Reply, RequestHeaders};
+use crate::mcp::{driver, sse};
+
+/// What a caller learns about itself in the modern era (no session).
+pub(super) fn info(shared: &Shared, env: &Envelope) -> CallInfo {
+    CallInfo {
+        node: Arc::clone(&shared.node),
+        session_id: None,
+        protocol_version: env.version.as_str(),
+        client_name: env.client_name.as_str().into(),
+        started: shared.started,
+    }
+}
+
+/// What a `tools/call` or `prompts/get` names and brings, checked: the name (against
+/// `Mcp-Name`), the arguments, the state binding and the answers.
+struct Target<'p> {
+    name: &'p str,
+    args: Map<String, Value>,
+    binding: Binding,
+}
+
+impl<'p> Target<'p> {
+    fn read(
+        method: &str,
+        h: &RequestHeaders<'_>,
+        id: &RequestId,
+        p: &'p Params<'_>,
+    ) -> Result<Target<'p>, Reply> {
+        let name = p
+            .name
+            .as_deref()
+            .ok_or_else(|| refused(id, invalid_params("Invalid params: name is required")))?;
+        envelope::check_name(h, name).map_err(|r| refused(id, r))?;
+        let args = arguments(p.arguments).map_err(|r| refused(id, r))?;
+        let binding = Binding::new(method, name, &args);
+        Ok(Target {
+            name,
+            args,
+            binding,
+        })
+    }
+}
+
+/// A `tools/call`.
+pub(super) async fn call(
+    shared: &Arc<Shared>,
+    h: &RequestHeaders<'_>,
+    id: RequestId,
+    env: Envelope,
+    p: Params<'_>,
+) -> Reply {
+    let t = match Target::read("tools/call", h, &id, &p) {
+        Ok(t) => t,
+        Err(reply) => return reply,
+    };
+    let tool = match shared.catalog.tool(t.name) {
+        Ok(tool) => tool,
+        Err(e) => return rpc_error(200, &id, ErrorCode::INVALID_PARAMS, e.to_string()),
+    };
+    if let Some(annotated) = shared.modern.param_headers.get(tool.name) {
+        if let Err(r) = envelope::check_params(h, annotated, &t.args) {
+            return refused(&id, r);
+        }
+    }
+    let inputs = match inputs(shared, &p, &t.binding) {
+        Ok(i) => i,
+        Err(r) => return refused(&id, r),
+    };
+    let (call, emits, token) = handle(shared, &env, &inputs);
+    let fut = (tool.handler)(call, t.args);
+    let fut = Box::pin(async move { Answer::Tool(fut.await) });
+    Run::new(shared, id, &env, fut, emits, inputs, t.binding, token)
+        .reply()
+        .await
+}
+
+/// A `prompts/get`: answered at once, unless the prompt asks the client something.
+pub(super) async fn prompt(
+    shared: &Arc<Shared>,
+    h: &RequestHeaders<'_>,
+    id: RequestId,
+    env: Envelope,
+    p: Params<'_>,
+) -> Reply {
+    let t = match Target::read("prompts/get", h, &id, &p) {
+        Ok(t) => t,
+        Err(reply) => return reply,
+    };
+    let Some(ask) = shared.catalog.interactive_prompt(t.name) else {
+        return match shared.catalog.get_prompt(t.name, &t.args) {
+            Ok(result) => Reply::json(jsonrpc::response(
+                &id,
+                shared.modern.stamps.complete(result),
+            )),
+            Err(e) => rpc_error(200, &id, ErrorCode::INVALID_PARAMS, e.to_string()),
+        };
+    };
+    let inputs = match inputs(shared, &p, &t.binding) {
+        Ok(i) => i,
+        Err(r) => return refused(&id, r),
+    };
+    let (call, emits, token) = handle(shared, &env, &inputs);
+    let fut = ask(call, t.args);
+    let fut = Box::pin(async move { Answer::Prompt(fut.await) });
+    Run::new(shared, id, &env, fut, emits, inputs, t.binding, token)
+        .reply()
+        .await
+}
+
+fn invalid_params(message: &str) -> Refusal {
+    (400, RpcError::new(ErrorCode::INVALID_PARAMS, message))
+}
+
+fn rpc_error(status: u16, id: &RequestId, code: ErrorCode, message: String) -> Reply {
+    Reply::rpc_error_to(status, id, &RpcError::new(code, message))
+}
+
+/// The call handle of a modern request: capabilities from its envelope, questions answered from
+/// `inputs`.
+fn handle(
+    shared: &Shared,
+    env: &Envelope,
+    inputs: &Arc<Inputs>,
+) -> (Call, Arc<Emits>, CancellationToken) {
+    let emits = Emits::new();
+    let token = CancellationToken::new();
+    let call = Call::new(
+        info(shared, env),
+        Arc::clone(&emits),
+        token.clone(),
+        env.progress_token.clone(),
+        |cap| env.has(cap),
+    )
+    .asking(Asking::Replayed(Arc::clone(inputs)));
+    (call, emits, token)
+}
+
+/// The answers a request brings: those sealed in its `requestState` (which must open for this
+/// very request), then its `inputResponses`.
+fn inputs(shared: &Shared, p: &Params<'_>, binding: &Binding) -> Result<Arc<Inputs>, Refusal> {
+    let mut answers = Map::new();
+    if let Some(raw) = p.request_state {
+        if raw.get().len() > MAX_STATE_LEN + 2 {
+            return Err(invalid_params("Invalid params: requestState is too large"));
+        }
+        let Ok(token) = serde_json::from_str::<String>(raw.get()) else {
+            return Err(invalid_params(
+                "Invalid params: requestState must be a string",
+            ));
+        };
+        match shared.modern.keys().open(&token, binding) {
+            Ok(sealed) => answers = sealed,
+            Err(why) => {
+                tracing::info!(era = %Era::Modern, method = %binding.method, target = %binding.target, reason = %why, "requestState refused");
+                return Err((
+                    400,
+                    RpcError::new(ErrorCode::INVALID_PARAMS, "Invalid or expired requestState")
+                        .with_data(json!({"reason": "invalid_request_state"})),
+                ));
+            }
+        }
+    }
+    if let Some(raw) = p.input_responses {
+        let Ok(given) = serde_json::from_str::<Map<String, Value>>(raw.get()) else {
+            return Err(invalid_params(
+                "Invalid params: inputResponses must be an object",
+            ));
+        };
+        answers.extend(given);
+    }
+    Ok(Inputs::new(answers.into_iter().collect()))
+}
+
+/// What a run produced.
+enum Answer {
+    Tool(ToolResult),
+    Prompt(Result<Value, String>),
+}
+
+/// How a poll of the call left it.
+enum Polled {
+    Done(Answer),
+    /// It asked the client something this round cannot answer (or got an invalid answer).
+    Blocked,
+    Panicked,
+}
+
+/// The next thing to send.
+enum Step {
+    /// An SSE event (a notification, or a keep-alive comment), before the answer.
+    Frame(Bytes),
+    /// The answer, with the HTTP status it gets as a JSON reply.
+    Last(u16, Bytes),
+}
+
+struct Run {
+    shared: Arc<Shared>,
+    id: RequestId,
+    fut: Option<BoxFuture<Answer>>,
+    emits: Option<Arc<Emits>>,
+    rx: Option<EmitReceiver>,
+    inputs: Arc<Inputs>,
+    binding: Binding,
+    log_level: Option<LogLevel>,
+    /// Cancelled when the run ends, however it ends: tools waiting on `cancelled()` stop.
+    token: CancellationToken,
+    deadline: tokio::time::Instant,
+    last: Option<(u16, Bytes)>,
+    keep_alive: Option<tokio::time::Interval>,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if self.fut.is_some() {
+            // The reply was dropped before the call finished: the client closed its stream.
+            tracing::debug!(era = %Era::Modern, target = %self.binding.target, request_id = %self.id, "request cancelled: the client closed its stream");
+            crate::telemetry::metrics().modern_cancelled.inc();
+        }
+        self.token.cancel();
+    }
+}
+
+impl Run {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        shared: &Arc<Shared>,
+        id: RequestId,
+        env: &Envelope,
+        fut: BoxFuture<Answer>,
+        emits: Arc<Emits>,
+        inputs: Arc<Inputs>,
+        binding: Binding,
+        token: CancellationToken,
+    ) -> Run {
+        Run {
+            shared: Arc::clone(shared),
+            id,
+            fut: Some(fut),
+            emits: Some(emits),
+            rx: None,
+            inputs,
+            binding,
+            log_level: env.log_level,
+            token,
+            deadline: tokio::time::Instant::now() + shared.limits.request_timeout,
+            last: None,
+            keep_alive: None,
+        }
+    }
+
+    /// Answers the request: JSON when nothing comes before the answer, else an SSE stream.
+    async fn reply(mut self) -> Reply {
+        match self.next().await {
+            Step::Last(status, body) => {
+                let mut reply = Reply::json(body);
+                reply.status = status;
+                reply
+            }
+            Step::Frame(first) => {
+                let mut keep_alive = tokio::time::interval_at(
+                    tokio::time::Instant::now() + self.shared.limits.keep_alive,
+                    self.shared.limits.keep_alive,
+                );
+                keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                self.keep_alive = Some(keep_alive);
+                let open = sse::OpenStream::new();
+                let frames = stream::unfold(
+                    (Some(self), Some(first), open),
+                    |(run, first, open)| async move {
+                        if let Some(f) = first {
+                            return Some((f, (run, None, open)));
+                        }
+                        let mut run = run?;
+                        match run.next().await {
+                            Step::Frame(f) => Some((f, (Some(run), None, open))),
+                            Step::Last(_, body) => Some((sse::data(&body), (None, None, open))),
+                        }
+                    },
+                );
+                Reply::sse(Box::pin(frames))
+            }
+        }
+    }
+
+    /// Waits for the next notification or the answer.
+    async fn next(&mut self) -> Step {
+        loop {
+            if let Some(frame) = self.waiting_frame() {
+                return Step::Frame(frame);
+            }
+            if let Some((status, body)) = self.last.take() {
+                return Step::Last(status, body);
+            }
+            let Some(fut) = self.fut.as_mut() else {
+                // Not reached: `last` is set whenever `fut` is taken.
+                return Step::Last(500, Bytes::new());
+            };
+            let inputs = &self.inputs;
+            let polled = poll_fn(|cx| {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    fut.as_mut().poll(cx)
+                })) {
+                    Ok(Poll::Ready(a)) => Poll::Ready(Polled::Done(a)),
+                    Ok(Poll::Pending) if inputs.blocked() => Poll::Ready(Polled::Blocked),
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Err(_) => Poll::Ready(Polled::Panicked),
+                }
+            });
+            let rx = &mut self.rx;
+            let emits = &self.emits;
+            let stop = &self.shared.stop_requests;
+            let outcome = tokio::select! {
+                biased;
+                p = polled => Some(Ok(p)),
+                e = recv(rx, emits) => match e {
+                    Some(e) => {
+                        if let Some(f) = self.frame(*e) {
+                            return Step::Frame(sse::data(&f));
+                        }
+                        None
+                    }
+                    None => None,
+                },
+                () = stop.cancelled() => Some(Err(Stopped::Drain)),
+                () = tokio::time::sleep_until(self.deadline) => Some(Err(Stopped::Timeout)),
+                _ = tick(&mut self.keep_alive) => return Step::Frame(Bytes::from_static(sse::KEEP_ALIVE)),
+            };
+            if let Some(outcome) = outcome {
+                self.fut = None;
+                self.last = Some(self.finish(outcome));
+            }
+        }
+    }
+
+    /// A notification already waiting in the channel, as an SSE event; changes are published
+    /// on the way.
+    fn waiting_frame(&mut self) -> Option<Bytes> {
+        if self.rx.is_none() {
+            // The channel is opened by the first emit; a call that sent nothing has none.
+            let emits = self.emits.as_ref().filter(|e| e.opened())?;
+            self.rx = emits.receiver();
+        }
+        while let Some(e) = self.rx.as_mut().and_then(|rx| rx.try_recv().ok()) {
+            if let Some(frame) = self.frame(*e) {
+                return Some(sse::data(&frame));
+            }
+        }
+        None
+    }
+
+    /// The JSON-RPC message an emit becomes on this request's stream, if any.
+    fn frame(&mut self, e: Emit) -> Option<Bytes> {
+        match e {
+            Emit::Progress {
+                token,
+                progress,
+                total,
+                message,
+            } => Some(jsonrpc::notification(
+                "notifications/progress",
+                driver::progress_params(token, progress, total, message),
+            )),
+            Emit::Log {
+                level,
+                logger,
+                data,
+            } => self.log_level.filter(|min| level >= *min).map(|_| {
+                jsonrpc::notification(
+                    "notifications/message",
+                    driver::log_params(level, logger, data),
+                )
+            }),
+            Emit::ResourceUpdated { uri } => {
+                self.shared.bus.publish(Change::ResourceUpdated(uri.into()));
+                None
+            }
+            Emit::ListChanged(kind) => {
+                self.shared.bus.publish(Change::ListChanged(kind));
+                None
+            }
+            // No session, no session stream, no resumption; server→client requests are never
+            // emitted by a replayed call.
+            Emit::SessionLog { .. } | Emit::CloseConnection | Emit::Request { .. } => None,
+        }
+    }
+
+    /// The answer of a run that ended.
+    fn finish(&self, outcome: Result<Polled, Stopped>) -> (u16, Bytes) {
+        let stamps = &self.shared.modern.stamps;
+        let round = self.inputs.outcome();
+        if let Some(why) = round.invalid {
+            return error(
+                400,
+                &self.id,
+                ErrorCode::INVALID_PARAMS,
+                format!("Invalid params: {why}"),
+            );
+        }
+        let polled = match outcome {
+            Ok(p) => p,
+            Err(stopped) => {
+                return (
+                    200,
+                    jsonrpc::response(
+                        &self.id,
+                        ToolResult::error(stopped.text(&self.shared)).with_fields(&stamps.fields()),
+                    ),
+                );
+            }
+        };
+        match polled {
+            Polled::Blocked => {
+                let requests: Map<String, Value> = round
+                    .asked
+                    .into_iter()
+                    .map(|r| (r.key, json!({"method": r.method, "params": r.params})))
+                    .collect();
+                let state = self
+                    .shared
+                    .modern
+                    .keys()
+                    .seal(&self.binding, round.used.into_iter().collect());
+                let mut result = json!({
+                    "inputRequests": requests,
+                    "requestState": state,
+                });
+                if let Value::Object(m) = &mut result {
+                    m.insert(
+                        "_meta".into(),
+                        json!({ super::results::SERVER_INFO_KEY: stamps.server_info() }),
+                    );
+                    m.insert("resultType".into(), json!("input_required"));
+                }
+                (200, jsonrpc::response(&self.id, result))
+            }
+            Polled::Done(Answer::Tool(result)) => match result.missing_capability() {
+                Some(cap) => {
+                    let e = RpcError::new(
+                        ErrorCode::MISSING_CAPABILITY,
+                        format!("Missing required client capability: {}", cap.key()),
+                    )
+                    .with_data(json!({"requiredCapabilities": { cap.key(): {} }}));
+                    (400, jsonrpc::error_response(Some(&self.id), &e))
+                }
+                None => (
+                    200,
+                    jsonrpc::response(&self.id, result.with_fields(&stamps.fields())),
+                ),
+            },
+            Polled::Done(Answer::Prompt(Ok(result))) => {
+                (200, jsonrpc::response(&self.id, stamps.complete(result)))
+            }
+            Polled::Done(Answer::Prompt(Err(message))) => {
+                error(200, &self.id, ErrorCode::INVALID_PARAMS, message)
+            }
+            Polled::Panicked => {
+                tracing::error!(era = %Era::Modern, target = %self.binding.target, "tool panicked");
+                (
+                    200,
+                    jsonrpc::response(
+                        &self.id,
+                        ToolResult::error("the tool failed unexpectedly (see the server log)")
+                            .with_fields(&stamps.fields()),
+                    ),
+                )
+            }
+        }
+    }
+}
+
+fn error(status: u16, id: &RequestId, code: ErrorCode, message: String) -> (u16, Bytes) {
+    (
+        status,
+        jsonrpc::error_response(Some(id), &RpcError::new(code, message)),
+    )
+}
+
+/// Why a run was ended before its call finished.
+enum Stopped {
+    /// This node's drain ran out of `shutdown.request_grace`.
+    Drain,
+    /// `session.request_timeout` passed.
+    Timeout,
+}
+
+impl Stopped {
+    fn text(&self, shared: &Shared) -> String {
+        match self {
+            Stopped::Drain => format!(
+                "the call was stopped: node {} shut down before it finished \
+                 (shutdown.request_grace); call again",
+                shared.node
+            ),
+            Stopped::Timeout => format!(
+                "the tool did not finish within session.request_timeout ({}s)",
+                shared.limits.request_timeout.as_secs()
+            ),
+        }
+    }
+}
+
+/// The next emit; the channel is opened (and its receiver taken) on the first wait, since a call
+/// that never waits never needs it.
+async fn recv(rx: &mut Option<EmitReceiver>, emits: &Option<Arc<Emits>>) -> Option<Box<Emit>> {
+    if rx.is_none() {
+        *rx = emits.as_ref().and_then(|e| e.receiver());
+    }
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tick(keep_alive: &mut Option<tokio::time::Interval>) {
+    match keep_alive {
+        Some(k) => {
+            k.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
