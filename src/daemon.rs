@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::ClusterConfig;
 use crate::config::Config;
 use crate::http::{self, Forwarder, Router, ServerOptions};
 use crate::mcp::{Endpoint, StateKeys};
@@ -45,6 +46,8 @@ pub enum DaemonError {
     Signals(#[source] std::io::Error),
     #[error(transparent)]
     Registry(#[from] crate::session::registry::RegistryError),
+    #[error("invalid redis.url for the cluster link")]
+    Cluster(#[from] fred::error::Error),
 }
 
 /// Runs the server until a termination signal; returns after the drain.
@@ -72,9 +75,13 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let writer = registry
         .as_ref()
         .map(|r| r.start(Arc::clone(&table), registry_stop.clone()));
-    let state_keys = match cfg.cluster.state_secret.ring() {
-        ring if ring.is_empty() => StateKeys::random(cfg.cluster.state_ttl.get()),
-        ring => StateKeys::from_secrets(&ring, cfg.cluster.state_ttl.get()),
+    // MRTR requestState: the configured secrets, else this process's own until the cluster
+    // agrees on one (see `cluster`).
+    let own_secret = crate::mcp::random_secret();
+    let configured = cfg.cluster.state_secret.ring();
+    let state_keys = match configured.is_empty() {
+        true => StateKeys::from_secrets(&[own_secret.as_str()], cfg.cluster.state_ttl.get()),
+        false => StateKeys::from_secrets(&configured, cfg.cluster.state_ttl.get()),
     };
     let endpoint = Endpoint::new(
         &cfg,
@@ -84,6 +91,23 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         state_keys,
     );
     let stop_requests = endpoint.stop_requests().clone();
+    let cluster_stop = CancellationToken::new();
+    let cluster = match cfg.redis.url.is_empty() {
+        true => None,
+        false => Some(crate::cluster::start(
+            ClusterConfig {
+                url: cfg.redis.url.clone(),
+                node: cfg.server.node_id.clone(),
+                key_prefix: cfg.redis.key_prefix.clone(),
+                command_timeout: cfg.redis.command_timeout.get(),
+                agree_secret: configured.is_empty(),
+                state_ttl: cfg.cluster.state_ttl.get(),
+                own_secret,
+            },
+            endpoint.clone(),
+            cluster_stop.clone(),
+        )?),
+    };
     let router = Arc::new(Router::new(
         endpoint,
         cfg.server.path.clone(),
@@ -182,6 +206,10 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         );
         // One last pipeline removes this node's keys (the closes just queued).
         registry_stop.cancel();
+        cluster_stop.cancel();
+        if let Some(mut tasks) = cluster {
+            while tasks.join_next().await.is_some() {}
+        }
         if let Some(w) = writer {
             let _ = w.await;
         }

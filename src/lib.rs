@@ -7,11 +7,13 @@
 //! - [`http`]: listener, connections, routing to `/mcp` and `/healthz`;
 //! - [`mcp`]: the protocol (JSON-RPC, Streamable HTTP rules, SSE, dispatch);
 //! - [`session`]: in-process session state and the session table;
-//! - [`catalog`]: tools, resources, prompts and completions, ignorant of transport.
+//! - [`catalog`]: tools, resources, prompts and completions, ignorant of transport;
+//! - [`cluster`]: what the stateless era shares through Redis (the state secret, changes).
 //!
 //! Dependencies point one way: `http → mcp → {session, catalog}`.
 
 pub mod catalog;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod http;

@@ -126,9 +126,9 @@ async fn the_drain_turns_healthz_503_tells_streams_to_retry_then_removes_the_nod
     );
     assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
     assert!(
-        redis.keys("mcp:*").is_empty(),
+        redis.node_keys("mcp:*").is_empty(),
         "the node's keys are gone: {:?}",
-        redis.keys("mcp:*")
+        redis.node_keys("mcp:*")
     );
 }
 
@@ -147,7 +147,7 @@ async fn with_adoption_the_drain_releases_sessions_for_peers_instead_of_deleting
     s.signal("TERM");
     assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
     assert_eq!(
-        redis.keys("mcp:*"),
+        redis.node_keys("mcp:*"),
         vec![format!("mcp:session:{sid}")],
         "heartbeat and node set gone, the session's record kept"
     );

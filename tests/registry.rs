@@ -70,7 +70,7 @@ async fn the_key_prefix_is_configurable() {
         .keys(&format!("team-a:session:{sid}"))
         .len()
         == 1));
-    assert!(redis.keys("mcp:*").is_empty());
+    assert!(redis.node_keys("mcp:*").is_empty());
 }
 
 #[tokio::test]
@@ -341,9 +341,9 @@ async fn without_adoption_shutdown_removes_this_nodes_keys() {
     s.signal("TERM");
     assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
     assert!(
-        redis.keys("mcp:*").is_empty(),
+        redis.node_keys("mcp:*").is_empty(),
         "left: {:?}",
-        redis.keys("mcp:*")
+        redis.node_keys("mcp:*")
     );
 }
 

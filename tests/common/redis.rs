@@ -167,6 +167,14 @@ impl Redis {
     }
 
     /// Waits until `pred` holds (polling every 50 ms); false after `within`.
+    /// The keys matching `pattern` a node owns: all but the cluster's shared state secret
+    /// (`<prefix>state-secret`), which every node reads and none removes.
+    pub fn node_keys(&self, pattern: &str) -> Vec<String> {
+        let mut k = self.keys(pattern);
+        k.retain(|k| !k.ends_with("state-secret"));
+        k
+    }
+
     pub fn wait_until(&self, within: Duration, pred: impl Fn(&Redis) -> bool) -> bool {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
