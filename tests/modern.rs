@@ -523,10 +523,9 @@ async fn a_listener_gets_its_ack_then_only_what_it_asked_for_and_a_completion_at
         .await
         .expect("ack");
     assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
-    let sub = ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    // The subscription is named by its listen request's id.
+    let sub = ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"].clone();
+    assert_eq!(sub, json!(9));
     assert_eq!(
         ack["params"]["notifications"]["resourceSubscriptions"],
         json!(["mcpd://node"])
@@ -560,7 +559,7 @@ async fn a_listener_gets_its_ack_then_only_what_it_asked_for_and_a_completion_at
     );
     assert_eq!(
         n["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
-        sub.as_str()
+        sub
     );
     let legacy = get
         .next_message(Duration::from_secs(5))
@@ -596,7 +595,7 @@ async fn a_listener_gets_its_ack_then_only_what_it_asked_for_and_a_completion_at
     assert_eq!(done["result"]["resultType"], "complete");
     assert_eq!(
         done["result"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
-        sub.as_str()
+        sub
     );
     assert!(
         stream.wait_end(Duration::from_secs(2)).await,

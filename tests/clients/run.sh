@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the official-SDK client scenarios (ts-client.mjs: TypeScript SDK, py_client.py:
-# Python `mcp` 2.x) against a freshly started mcpd with its default catalog.
+# Runs the official-SDK client scenarios against a freshly started mcpd (the conformance fixtures
+# on): in the session era ts-client.mjs (TypeScript SDK 1.x) and py_client.py (Python `mcp` 2.x,
+# low-level ClientSession); in 2026-07-28 ts-modern.mjs (@modelcontextprotocol/client 2.4.0 in
+# mode 'auto', and its legacy default) and py_modern.py (`mcp.Client` in mode "auto" and pinned).
 #
 #   tests/clients/run.sh target/debug/mcpd
 #
@@ -30,6 +32,10 @@ mcpd_start "$BINARY" "$PORT" <<EOF
 [server]
 listen = "127.0.0.1:$PORT"
 
+# The modern clients' MRTR and logging steps use the conformance fixtures.
+[catalog]
+conformance = true
+
 [log]
 level = "warn"
 EOF
@@ -54,6 +60,8 @@ run_client() {
 }
 run_client ts-client "$MCPT_NODE22" "$HERE/ts-client.mjs"
 run_client py-client "$MCPT_VENV_PY" "$HERE/py_client.py"
+run_client ts-modern "$MCPT_NODE22" "$HERE/ts-modern.mjs"
+run_client py-modern "$MCPT_VENV_PY" "$HERE/py_modern.py"
 
 if ! server_alive; then
   echo "clients: the server is no longer running" >&2

@@ -182,12 +182,20 @@ async def run(args: argparse.Namespace, lp: Loop) -> None:
         except Exception as e:  # noqa: BLE001
             lp.fail(0, "initialize", f"{type(e).__name__}: {e}")
             return
+        modern = getattr(session, "protocol_version", None) == "2026-07-28"
         lp.start_session = lp.last_sent_session
-        if not lp.start_session:
+        if modern:
+            # The stateless protocol: no session to keep, none may be sent.
+            if lp.start_session:
+                lp.fail(0, "discover", f"a 2026-07-28 client sent Mcp-Session-Id {lp.start_session}")
+                return
+            print("stateless 2026-07-28", flush=True)
+        elif not lp.start_session:
             lp.fail(0, "initialize", "no Mcp-Session-Id after initialize")
             return
+        else:
+            print(f"session {lp.start_session}", flush=True)
         lp.connected = True
-        print(f"session {lp.start_session}", flush=True)
         loop_start = last_ok = time.monotonic()
         try:
             while not stop_requested(args, lp, loop_start):

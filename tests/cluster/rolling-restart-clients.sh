@@ -22,7 +22,8 @@
 #   py-nocookie   tests/cluster/py_loop.py --no-cookies (Python SDK, every cookie refused)
 #   py-tls        tests/cluster/py_loop.py over Traefik's https entry point, trusting the
 #                 harness's self-signed certificate, keeping cookies: pinned by `_mcp_backend`
-#   py-legacy, py-auto  the Python SDK's high-level `mcp.Client` in mode "legacy" and "auto"
+#   py-legacy, py-auto  the Python SDK's high-level `mcp.Client` in mode "legacy" and "auto" (which
+#                       negotiates the stateless 2026-07-28: it never fails, adoption or not)
 #                 (a `server/discover` probe first) — it dies whole on one answer cut mid-body
 # After $WARMUP_S s, ROUNDS times, for n1, n2, n3 in turn: SIGTERM, wait for the exit (drain), start it again
 # with the same config and port, wait until it is synced and UP in Traefik, then $STEADY_S s of
@@ -53,6 +54,8 @@ CLIENT_MAX_S="${CLIENT_MAX_S:-$((30 + ROUNDS * 60))}"  # clients stop by themsel
 CLIENT_STOP_WAIT_S=20                   # after the stop file: one call may take up to ~11 s
 MIN_REQUESTS=50
 CLIENTS=(ts-1 ts-2 py-nocookie py-tls py-legacy py-auto)
+# The clients that negotiate the stateless protocol 2026-07-28 (no session, no affinity).
+declare -A STATELESS=([py-auto]=1)
 STOP="$WORK/stop"
 T_START="$(date +%s)"
 
@@ -126,7 +129,7 @@ start_client py-auto "$MCPT_VENV_PY" "$HERE/py_loop.py" "$MCP_URL" py-auto "$STO
 for _ in $(seq 200); do
   pending=0
   for c in "${CLIENTS[@]}"; do
-    if ! grep -qE "^(session |$c: requests=)" "${CLIENT_OUT[$c]}" 2>/dev/null && kill -0 "${CLIENT_PID[$c]}" 2>/dev/null; then
+    if ! grep -qE "^(session |stateless |$c: requests=)" "${CLIENT_OUT[$c]}" 2>/dev/null && kill -0 "${CLIENT_PID[$c]}" 2>/dev/null; then
       pending=1
     fi
   done
@@ -135,6 +138,9 @@ for _ in $(seq 200); do
 done
 for c in "${CLIENTS[@]}"; do
   sid="$(sed -n 's/^session //p' "${CLIENT_OUT[$c]}" | head -n1)"
+  if grep -q '^stateless 2026-07-28' "${CLIENT_OUT[$c]}"; then
+    sid="none: it speaks the stateless protocol 2026-07-28"
+  fi
   say "client $c (pid ${CLIENT_PID[$c]}): session ${sid:-NONE}"
 done
 SESSIONS_BEFORE="$(redis_session_count)"
@@ -221,7 +227,12 @@ done
 echo
 
 for c in "${CLIENTS[@]}"; do
-  if [ "$MODE" = adopt ]; then
+  if [ "${STATELESS[$c]:-0}" = 1 ]; then
+    # A 2026-07-28 client has no session to lose: any node serves its next request, with
+    # adoption or without.
+    check "stateless-$c" "$(ok_if grep -q '^stateless 2026-07-28' "${CLIENT_OUT[$c]}")" "did not negotiate 2026-07-28"
+    check "no-failures-$c" "$(ok_if [ "${FAILS[$c]}" = 0 ])" "${FAILS[$c]} failed call(s)"
+  elif [ "$MODE" = adopt ]; then
     check "no-failures-$c" "$(ok_if [ "${FAILS[$c]}" = 0 ])" "${FAILS[$c]} failed call(s)"
   else
     check "fails-without-adoption-$c" "$(ok_if [ "${FAILS[$c]}" != 0 ])" "no failed call: its node going away was not exercised"

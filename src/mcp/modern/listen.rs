@@ -136,7 +136,9 @@ pub(super) fn open(
         resources_list_changed: asked.resources_list_changed && lists,
         resource_subscriptions: asked.resource_subscriptions,
     };
-    let subscription = uuid::Uuid::new_v4().simple().to_string();
+    // The subscription's id is its listen request's id (the spec's `RequestId`): clients match
+    // the acknowledgement and every event to their listen request by it.
+    let subscription = serde_json::to_value(&id).unwrap_or(Value::Null);
     // Subscribed before the acknowledgement is sent: no change after it is missed.
     let changes = shared.bus.subscribe();
     let ack = jsonrpc::notification(
@@ -169,7 +171,7 @@ pub(super) fn open(
 struct Listen {
     shared: Arc<Shared>,
     id: RequestId,
-    subscription: String,
+    subscription: Value,
     filter: Filter,
     changes: tokio::sync::broadcast::Receiver<Change>,
     keep_alive: tokio::time::Interval,
