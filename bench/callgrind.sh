@@ -4,7 +4,7 @@
 # CPU time, which moves with the host). Each server runs under valgrind on core 0 and wrk drives it
 # from core 1 - a warm-up, then the counters are zeroed, a measured run, and a dump, so start-up
 # and shutdown are not counted. Calls: the floor, mcpd and rmcp (with TCP_NODELAY), 1 session x 50
-# connections. Lifecycles (initialize, initialized, echo, DELETE; bench/peers/churn over 4
+# connections, and mcpd's same call in protocol 2026-07-28 (no session) over 50 connections. Lifecycles (initialize, initialized, echo, DELETE; bench/peers/churn over 4
 # connections): mcpd and rmcp. Kernel work is not counted (bench/run.sh's `perf stat` figures
 # include it where the VM allows).
 #
@@ -81,7 +81,7 @@ measure() {
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done
   shift
   local cmd=("$@")
-  if [ "$name" = mcpd ]; then
+  if [ "${name%%-*}" = mcpd ]; then
     printf '[server]\nlisten = "127.0.0.1:%s"\nnode_id = "bench"\n[log]\nlevel = "warn"\n' "$port" >"$WORK/mcpd.toml"
     cmd+=(serve --config "$WORK/mcpd.toml")
   fi
@@ -102,7 +102,7 @@ measure() {
     if [ "$mode" = churn ]; then
       taskset -c 1 "$CHURN" --conns 4 --duration "$1" --timeout 10 "$url"
     else
-      BENCH_SIDS=$sid taskset -c 1 wrk -t1 -c50 -s "$HERE/lib/call.lua" -d"$1s" --timeout 10s "$url"
+      BENCH_SIDS=$sid BENCH_ERA=${BENCH_ERA:-legacy} taskset -c 1 wrk -t1 -c50 -s "$HERE/lib/call.lua" -d"$1s" --timeout 10s "$url"
     fi
   }
   load 2 >/dev/null
@@ -127,6 +127,8 @@ say "user-space instructions per call (1 session x 50 connections) and per sessi
 results="$WORK/results"
 measure floor call no -- "$FLOOR" >>"$results"
 measure mcpd call yes -- "$MCPD" >>"$results"
+# The same echo call in protocol 2026-07-28: no session, the envelope and headers on each call.
+BENCH_ERA=modern measure mcpd-modern call no -- "$MCPD" >>"$results"
 measure rmcp-nd call yes NODELAY=1 -- "$RMCP" >>"$results"
 measure mcpd churn no -- "$MCPD" >>"$results"
 measure rmcp-nd churn no NODELAY=1 -- "$RMCP" >>"$results"
@@ -149,6 +151,7 @@ def ratio(a, b, label):
     if per.get(a) and per.get(b):
         print(f"callgrind: {label} {per[a] / per[b]:.2f}x")
 ratio(("mcpd", "call"), ("floor", "call"), "per call, mcpd / floor")
+ratio(("mcpd-modern", "call"), ("mcpd", "call"), "per call, mcpd 2026-07-28 / mcpd in a session")
 ratio(("rmcp-nd", "call"), ("mcpd", "call"), "per call, rmcp (TCP_NODELAY) / mcpd")
 ratio(("rmcp-nd", "churn"), ("mcpd", "churn"), "per lifecycle, rmcp (TCP_NODELAY) / mcpd")
 if sys.argv[3]:

@@ -6,6 +6,9 @@
 -- env BENCH_TOOL    echo (default) | long_task (with a progress token: mcpd answers with SSE)
 -- env BENCH_EXPECT  text every 2xx body must contain (default "Echo: hello")
 -- env BENCH_PATH    default /mcp
+-- env BENCH_ERA     legacy (default: calls inside the sessions of BENCH_SIDS) | modern (protocol
+--                   2026-07-28: no session, the `_meta` envelope and the Mcp-Method/Mcp-Name
+--                   headers on every call, as the official 2.x clients send them)
 --
 -- A pool of requests with distinct JSON-RPC ids is built once per thread (ids never repeat while
 -- in flight, which per-session servers need), so the generator spends no time formatting.
@@ -18,6 +21,11 @@ for s in string.gmatch(os.getenv("BENCH_SIDS") or "", "[^,]+") do sids[#sids + 1
 local tool = os.getenv("BENCH_TOOL") or "echo"
 local expect = os.getenv("BENCH_EXPECT") or "Echo: hello"
 local path = os.getenv("BENCH_PATH") or "/mcp"
+local modern = os.getenv("BENCH_ERA") == "modern"
+-- What a 2.x client puts in every modern request's params.
+local envelope = '"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",'
+  .. '"io.modelcontextprotocol/clientCapabilities":{},'
+  .. '"io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"}'
 
 local threads = {}
 local thread_no = 0
@@ -42,20 +50,30 @@ function init(args)
     local sid = sids[((i - 1) % #sids) + 1]
     local id = base + i
     local body
-    if tool == "long_task" then
+    if modern then
+      body = '{"jsonrpc":"2.0","id":' .. id .. ',"method":"tools/call","params":{"name":"echo",'
+        .. '"arguments":{"message":"hello"},' .. envelope .. '}}}'
+    elseif tool == "long_task" then
       body = '{"jsonrpc":"2.0","id":' .. id .. ',"method":"tools/call","params":{"name":"long_task",'
         .. '"arguments":{"steps":1,"interval_ms":0},"_meta":{"progressToken":' .. id .. '}}}'
     else
       body = '{"jsonrpc":"2.0","id":' .. id .. ',"method":"tools/call","params":{"name":"echo",'
         .. '"arguments":{"message":"hello"}}}'
     end
-    pool[i] = wrk.format("POST", path, {
+    local headers = {
       ["Host"] = wrk.host .. ":" .. wrk.port,
       ["Content-Type"] = "application/json",
       ["Accept"] = "application/json, text/event-stream",
       ["Mcp-Session-Id"] = sid,
       ["MCP-Protocol-Version"] = "2025-06-18",
-    }, body)
+    }
+    if modern then
+      headers["Mcp-Session-Id"] = nil
+      headers["MCP-Protocol-Version"] = "2026-07-28"
+      headers["Mcp-Method"] = "tools/call"
+      headers["Mcp-Name"] = "echo"
+    end
+    pool[i] = wrk.format("POST", path, headers, body)
   end
   n = size
 end

@@ -1,7 +1,13 @@
 """The official Python SDK's high-level client (`mcp` 2.3.0 `mcp.Client`) against a running mcpd
 in the stateless protocol 2026-07-28, as a new user would use it.
 
-    $MCPT_VENV_PY tests/clients/py_modern.py http://127.0.0.1:PORT/mcp
+    $MCPT_VENV_PY tests/clients/py_modern.py [--no-cookies] [--metrics URL[,URL...]] http://127.0.0.1:PORT/mcp
+
+With --no-cookies the client's cookie jar refuses every cookie (a proxy's sticky cookie pins
+nothing).
+
+With --metrics (the /metrics of every node the URL may reach), a cancelled call must show in
+their summed `mcpd_modern_cancelled_total`; without it that step is not run.
 
 The server must serve the conformance fixtures (`[catalog] conformance = true`). Steps:
 `Client(url)` (mode "auto") probes `server/discover` first and settles on 2026-07-28; tools are
@@ -16,7 +22,7 @@ any failure.
 
 from __future__ import annotations
 
-import json
+import http.cookiejar
 import re
 import sys
 import time
@@ -68,16 +74,33 @@ class Wire:
         return [m for (_, m, _, _, _) in self.exchanges]
 
 
-def cancelled_total(url: str) -> int:
-    metrics = url.rsplit("/", 1)[0] + "/metrics"
-    with urllib.request.urlopen(metrics, timeout=5) as r:
-        text = r.read().decode()
-    m = re.search(r"^mcpd_modern_cancelled_total (\d+)", text, re.M)
-    return int(m.group(1)) if m else -1
+def cancelled_total(metrics: list[str]) -> int:
+    """The nodes' summed count of cancelled 2026-07-28 requests."""
+    total = 0
+    for url in metrics:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+        m = re.search(r"^mcpd_modern_cancelled_total (\d+)", text, re.M)
+        if not m:
+            raise StepError(f"no mcpd_modern_cancelled_total at {url}")
+        total += int(m.group(1))
+    return total
 
 
-async def main(url: str) -> int:
+async def main(url: str, metrics: list[str], no_cookies: bool) -> int:
     wire = Wire()
+
+    def http_client() -> httpx2.AsyncClient:
+        kwargs: dict[str, Any] = {
+            "timeout": httpx2.Timeout(30.0, read=300.0),
+            "event_hooks": {"response": [wire.on_response]},
+        }
+        if no_cookies:
+            kwargs["cookies"] = http.cookiejar.CookieJar(
+                policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+            )
+        return httpx2.AsyncClient(**kwargs)
+
     results: list[tuple[str, bool, str]] = []
     elicited: list[str] = []
     logs: list[Any] = []
@@ -110,11 +133,9 @@ async def main(url: str) -> int:
             print(f"FAIL {name}: {msg}", flush=True)
 
     info = types.Implementation(name="mcpd-py-modern", version="1.0.0")
-    async with httpx2.AsyncClient(
-        timeout=httpx2.Timeout(30.0, read=300.0), event_hooks={"response": [wire.on_response]}
-    ) as http:
+    async with http_client() as http_:
         async with Client(
-            streamable_http_client(url, http_client=http),
+            streamable_http_client(url, http_client=http_),
             client_info=info,
             elicitation_callback=on_elicit,
             list_roots_callback=on_roots,
@@ -171,12 +192,12 @@ async def main(url: str) -> int:
                 raise StepError("the listen stream ended without the update")
 
             async def cancel() -> str:
-                before = cancelled_total(url)
+                before = cancelled_total(metrics)
                 with anyio.move_on_after(0.5):
                     await client.call_tool("long_task", {"steps": 50, "interval_ms": 100})
                 for _ in range(50):
-                    if cancelled_total(url) > before:
-                        return f"the server counted the call cancelled ({before} -> {cancelled_total(url)})"
+                    if cancelled_total(metrics) > before:
+                        return f"the server counted the call cancelled ({before} -> {cancelled_total(metrics)})"
                     await anyio.sleep(0.1)
                 raise StepError(f"mcpd_modern_cancelled_total stayed at {before}")
 
@@ -186,10 +207,17 @@ async def main(url: str) -> int:
             await step("d-mrtr-elicitation-and-roots", mrtr)
             await step("e-no-logs-unasked", no_logs_unasked)
             await step("f-listen", listen)
-            await step("g-cancel", cancel)
+            if metrics:
+                await step("g-cancel", cancel)
 
     async def logged() -> str:
-        async with Client(url, mode=MODERN, logging_callback=on_log, log_level="info", cache=None) as c:
+        async with http_client() as http_, Client(
+            streamable_http_client(url, http_client=http_),
+            mode=MODERN,
+            logging_callback=on_log,
+            log_level="info",
+            cache=None,
+        ) as c:
             r = await c.call_tool("test_logging_tool", {})
             await anyio.sleep(0.1)
             check(r.content[0].text == "logged three messages", "result", r.content[0].text)
@@ -216,4 +244,16 @@ async def main(url: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(anyio.run(main, sys.argv[1]))
+    args = sys.argv[1:]
+    metrics: list[str] = []
+    no_cookies = False
+    while len(args) > 1:
+        if args[0] == "--no-cookies":
+            no_cookies, args = True, args[1:]
+        elif args[0] == "--metrics" and len(args) > 2:
+            metrics, args = args[1].split(","), args[2:]
+        else:
+            break
+    if len(args) != 1:
+        sys.exit("usage: py_modern.py [--no-cookies] [--metrics URL[,URL...]] MCP_URL")
+    sys.exit(anyio.run(main, args[0], metrics, no_cookies))

@@ -61,7 +61,7 @@ run_client() {
 run_client ts-client "$MCPT_NODE22" "$HERE/ts-client.mjs"
 run_client py-client "$MCPT_VENV_PY" "$HERE/py_client.py"
 run_client ts-modern "$MCPT_NODE22" "$HERE/ts-modern.mjs"
-run_client py-modern "$MCPT_VENV_PY" "$HERE/py_modern.py"
+run_client py-modern "$MCPT_VENV_PY" "$HERE/py_modern.py" --metrics "$BASE/metrics"
 
 if ! server_alive; then
   echo "clients: the server is no longer running" >&2

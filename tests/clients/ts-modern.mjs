@@ -19,9 +19,13 @@ const NAME = 'ts-modern';
 const MODERN = '2026-07-28';
 const STEP_TIMEOUT_MS = 20_000;
 
-const url = process.argv[2];
+// --modern-only leaves out the last step (the legacy default opening a session), for runs
+// through a proxy that may route a cookieless session's requests anywhere.
+const args = process.argv.slice(2);
+const modernOnly = args[0] === '--modern-only';
+const url = modernOnly ? args[1] : args[0];
 if (!url) {
-  console.error('usage: node ts-modern.mjs http://127.0.0.1:PORT/mcp');
+  console.error('usage: node ts-modern.mjs [--modern-only] http://127.0.0.1:PORT/mcp');
   process.exit(2);
 }
 const nodeModules =
@@ -135,7 +139,7 @@ await step('f-wire', async () => {
 await modern.close();
 
 // ------------------------------------------------------------------ the default: legacy
-await step('g-default-is-legacy', async () => {
+if (!modernOnly) await step('g-default-is-legacy', async () => {
   const legacy = new sdk.Client({ name: 'mcpd-ts-legacy', version: '1.0.0' });
   const t = new sdk.StreamableHTTPClientTransport(new URL(url));
   await legacy.connect(t);

@@ -10,6 +10,10 @@
 #   py-nocookie tests/cluster/py_client_nocookie.py (Python SDK, cookie jar refusing everything)
 #   py-tls      tests/cluster/py_client_tls.py (Python SDK over the TLS entry point, keeping the
 #               `Secure` sticky cookie as its default jar does: pinned)
+#   ts-modern   tests/clients/ts-modern.mjs --modern-only (@modelcontextprotocol/client 2.4.0 in
+#               protocol 2026-07-28, no cookie store)
+#   py-modern   tests/clients/py_modern.py --no-cookies (mcp.Client in 2026-07-28): these two
+#               must pass in both modes with nothing forwarded and no session miss
 # Each prints "<client> forward=<on|off>: N steps/calls ok, M failed", its /mcp requests (from
 # Traefik's access log), how many were rescued by forwarding (mcpd_forwarded_requests_total
 # deltas) and so how many landed on the session's node (pinned by the cookie, or by chance).
@@ -32,6 +36,8 @@ OFF_TS_RUNS="${OFF_TS_RUNS:-3}"
 CLIENT_TIMEOUT=60
 
 cluster_start_redis
+# The modern clients' MRTR and logging steps use the conformance fixtures.
+NODE_EXTRA=$'[catalog]\nconformance = true'
 cluster_start_nodes true
 cluster_start_traefik
 MCP_URL="$TRAEFIK_URL/mcp"
@@ -130,6 +136,16 @@ run_mode() { # run_mode on|off
   run_sdk_client py-nocookie "$mode" "$MCPT_VENV_PY" "$HERE/py_client_nocookie.py"
   record py-nocookie "$mode" steps "$before"
 
+  # 2026-07-28 clients keeping no cookie: any node serves any request, nothing is forwarded.
+  before="$(fwd_snapshot)"
+  run_sdk_client ts-modern "$mode" "$MCPT_NODE22" "$HERE/../clients/ts-modern.mjs" --modern-only
+  record ts-modern "$mode" steps "$before"
+
+  before="$(fwd_snapshot)"
+  run_sdk_client py-modern "$mode" "$MCPT_VENV_PY" "$HERE/../clients/py_modern.py" --no-cookies \
+    --metrics "${NODE_URL[1]}/metrics,${NODE_URL[2]}/metrics,${NODE_URL[3]}/metrics"
+  record py-modern "$mode" steps "$before"
+
   before="$(fwd_snapshot)"
   MCPT_TLS_CA="$WORK/traefik/certs/cert.pem" CLIENT_URL="https://127.0.0.1:$TRAEFIK_TLS_PORT/mcp" \
     run_sdk_client py-tls "$mode" "$MCPT_VENV_PY" "$HERE/py_client_tls.py"
@@ -160,11 +176,21 @@ check "ts-client-forward-off-reproduces" "$([ "$f" -gt 0 ] && echo 0 || echo 1)"
   "no failure with forwarding off: the test did not exercise misroutes"
 read -r _ f <<<"${RESULT[py-tls,off]}"
 check "py-tls-forward-off-pinned" "$([ "$f" -eq 0 ] && echo 0 || echo 1)" "$f failure(s): a pinned client needs no forwarding"
+# The stateless clients need neither the cookie nor forwarding: no failure, nothing forwarded,
+# no request counted as a session miss, in both modes.
+for c in ts-modern py-modern; do
+  for mode in on off; do
+    read -r _ f <<<"${RESULT[$c,$mode]}"
+    read -r t r m <<<"${REQS[$c,$mode]}"
+    check "$c-forward-$mode" "$([ "$f" -eq 0 ] && [ "$r" -eq 0 ] && [ "$m" -eq 0 ] && echo 0 || echo 1)" \
+      "$f failure(s), $r request(s) forwarded, $m session miss(es) of $t"
+  done
+done
 
 echo
 printf '%-12s | %-44s | %-44s\n' client "forward=on: ok/failed; requests: home/away/rescued" "forward=off: ok/failed; requests: home/away/rescued"
 printf '%-12s-+-%-44s-+-%-44s\n' "------------" "--------------------------------------------" "--------------------------------------------"
-for c in ts-client inspector py-nocookie py-tls; do
+for c in ts-client inspector py-nocookie py-tls ts-modern py-modern; do
   read -r o1 f1 <<<"${RESULT[$c,on]}"; read -r o2 f2 <<<"${RESULT[$c,off]}"
   read -r t1 r1 m1 <<<"${REQS[$c,on]}"; read -r t2 r2 m2 <<<"${REQS[$c,off]}"
   printf '%-12s | %-44s | %-44s\n' "$c" "$o1/$f1; $((t1 - m1))/$m1/$r1" "$o2/$f2; $((t2 - m2))/$m2/$r2"

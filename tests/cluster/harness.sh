@@ -286,7 +286,8 @@ cluster_cleanup() {
 # FWD` and `adopt_orphans = ADOPT` (true|false; `default` leaves the key out), then waits until
 # every /healthz says synced plus one heartbeat period (every node has seen every peer). Logs go
 # to $WORK/<node>.<TAG>.log (TAG defaults to fwd-FWD.adopt-ADOPT; a TAG used twice appends);
-# cluster_restart_node then restarts with the same config.
+# cluster_restart_node then restarts with the same config. $NODE_EXTRA, if set, is appended to
+# every node's config (whole TOML sections).
 cluster_start_nodes_with() {
   local fwd="$1" adopt="$2" tag="${3:-fwd-$1.adopt-$2}" i rc adopt_line=""
   [ "$adopt" = default ] || adopt_line="adopt_orphans = $adopt"
@@ -308,6 +309,7 @@ $adopt_line
 [log]
 format = "text"
 level = "info"
+${NODE_EXTRA:-}
 EOT
     "$BINARY" serve --config "$WORK/${NODES[i-1]}.toml" >>"${NODE_LOG[i]}" 2>&1 &
     NODE_PID[i]=$!

@@ -24,6 +24,9 @@
 #                 harness's self-signed certificate, keeping cookies: pinned by `_mcp_backend`
 #   py-legacy, py-auto  the Python SDK's high-level `mcp.Client` in mode "legacy" and "auto" (which
 #                       negotiates the stateless 2026-07-28: it never fails, adoption or not)
+#   ts-modern     tests/cluster/ts-modern-loop.mjs (@modelcontextprotocol/client 2.4.0 in mode
+#                 'auto': 2026-07-28, no cookies, a listen stream kept open); besides no failed
+#                 call, each drain must end its listen stream with the completion result
 #                 (a `server/discover` probe first) — it dies whole on one answer cut mid-body
 # After $WARMUP_S s, ROUNDS times, for n1, n2, n3 in turn: SIGTERM, wait for the exit (drain), start it again
 # with the same config and port, wait until it is synced and UP in Traefik, then $STEADY_S s of
@@ -53,9 +56,9 @@ ROUNDS="${ROUNDS:-1}"                   # each round restarts n1, n2, n3 in turn
 CLIENT_MAX_S="${CLIENT_MAX_S:-$((30 + ROUNDS * 60))}"  # clients stop by themselves after this (safety net)
 CLIENT_STOP_WAIT_S=20                   # after the stop file: one call may take up to ~11 s
 MIN_REQUESTS=50
-CLIENTS=(ts-1 ts-2 py-nocookie py-tls py-legacy py-auto)
+CLIENTS=(ts-1 ts-2 py-nocookie py-tls py-legacy py-auto ts-modern)
 # The clients that negotiate the stateless protocol 2026-07-28 (no session, no affinity).
-declare -A STATELESS=([py-auto]=1)
+declare -A STATELESS=([py-auto]=1 [ts-modern]=1)
 STOP="$WORK/stop"
 T_START="$(date +%s)"
 
@@ -122,6 +125,7 @@ start_client py-tls "$MCPT_VENV_PY" "$HERE/py_loop.py" "$MCP_TLS_URL" py-tls "$S
   --max-seconds "$CLIENT_MAX_S" --cafile "$CAFILE"
 start_client py-legacy "$MCPT_VENV_PY" "$HERE/py_loop.py" "$MCP_URL" py-legacy "$STOP" \
   --max-seconds "$CLIENT_MAX_S" --client-mode legacy
+start_client ts-modern "$MCPT_NODE22" "$HERE/ts-modern-loop.mjs" "$MCP_URL" ts-modern "$STOP" "$CLIENT_MAX_S"
 start_client py-auto "$MCPT_VENV_PY" "$HERE/py_loop.py" "$MCP_URL" py-auto "$STOP" \
   --max-seconds "$CLIENT_MAX_S" --client-mode auto
 
@@ -181,12 +185,14 @@ stop_clients
 SESSIONS_AFTER="$(redis_session_count)"
 
 # ---------------------------------------------------------------- results
-declare -A REQ FAILS GAP CHANGED SEEN
+declare -A REQ FAILS GAP CHANGED SEEN LISTEN
 for c in "${CLIENTS[@]}"; do
   line="$(grep -E "^$c: requests=[0-9]+ failures=[0-9]+ longest_gap_ms=[0-9]+ session_changed=(yes|no) nodes=" "${CLIENT_OUT[$c]}" | tail -n1 || true)"
   if [ -n "$line" ]; then
     read -r r f g ch seen < <(sed -E \
       's/^[^:]+: requests=([0-9]+) failures=([0-9]+) longest_gap_ms=([0-9]+) session_changed=(yes|no) nodes=(.*)$/\1 \2 \3 \4 \5/' <<<"$line")
+    LISTEN[$c]="$(sed -nE 's/.* listen_completed=([0-9]+) listen_lost=([0-9]+) listen_refused=([0-9]+)$/\1 \2 \3/p' <<<"$line")"
+    seen="${seen%% listen_*}"
     REQ[$c]=$r FAILS[$c]=$f GAP[$c]=$g CHANGED[$c]=$ch SEEN[$c]="${seen:--}"
     check "summary-$c" 0 ""
   else
@@ -232,6 +238,14 @@ for c in "${CLIENTS[@]}"; do
     # adoption or without.
     check "stateless-$c" "$(ok_if grep -q '^stateless 2026-07-28' "${CLIENT_OUT[$c]}")" "did not negotiate 2026-07-28"
     check "no-failures-$c" "$(ok_if [ "${FAILS[$c]}" = 0 ])" "${FAILS[$c]} failed call(s)"
+    if [ -n "${LISTEN[$c]:-}" ]; then
+      # Its listen stream was on a node that drained at least once (every node restarts): each
+      # drain ends it with the listen request's completion result, never without.
+      read -r l_done l_lost l_refused <<<"${LISTEN[$c]}"
+      say "$c listen streams: $l_done completed by drains, $l_lost ended without a result, $l_refused reopen attempts refused"
+      check "listen-completed-$c" "$(ok_if [ "$l_done" -gt 0 ])" "no listen stream was completed by a drain"
+      check "listen-never-cut-$c" "$(ok_if [ "$l_lost" -eq 0 ])" "$l_lost listen stream(s) ended without a completion result"
+    fi
   elif [ "$MODE" = adopt ]; then
     check "no-failures-$c" "$(ok_if [ "${FAILS[$c]}" = 0 ])" "${FAILS[$c]} failed call(s)"
   else
