@@ -5,7 +5,6 @@
 //! tool that reports progress faster than the client reads is slowed down, not buffered without
 //! bound. A tool never sees HTTP.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -263,7 +262,7 @@ pub struct InputRequest {
 /// runs before it.
 #[derive(Debug, Default)]
 pub struct Inputs {
-    answers: HashMap<String, Value>,
+    answers: serde_json::Map<String, Value>,
     round: Mutex<Round>,
 }
 
@@ -288,7 +287,7 @@ pub struct RoundOutcome {
 
 impl Inputs {
     /// The answers known for this request, by key.
-    pub fn new(answers: HashMap<String, Value>) -> Arc<Inputs> {
+    pub fn new(answers: serde_json::Map<String, Value>) -> Arc<Inputs> {
         Arc::new(Inputs {
             answers,
             round: Mutex::new(Round::default()),

@@ -237,6 +237,13 @@ impl Endpoint {
 
     /// A POST whose body was read and passed [`precheck`](Self::precheck).
     pub async fn post(&self, h: &RequestHeaders<'_>, body: &[u8]) -> Reply {
+        // A 2026-07-28 tools/call is read in one pass; anything else (or anything odd about it)
+        // goes the general way below.
+        if era::modern_header(h) {
+            if let Some(reply) = modern::post_call(&self.shared, h, body).await {
+                return reply;
+            }
+        }
         let mut parsed = match jsonrpc::parse(body) {
             Ok(p) => p,
             Err(e) => return Reply::rpc_error(400, &e.to_rpc()),

@@ -56,19 +56,80 @@ pub(crate) struct Params<'a> {
     pub notifications: Option<&'a RawValue>,
 }
 
-/// `_meta` as sent; [`Envelope::check`] validates it.
+/// Reads [`Params`] only from a JSON object (`serde(deserialize_with)`): a derived struct would
+/// also take an array, which params of this protocol never are.
+pub(crate) fn object_params<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Params<'de>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Params<'de>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a params object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<Params<'de>, A::Error> {
+            Params::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+        }
+    }
+    d.deserialize_map(Visitor)
+}
+
+/// `_meta` as sent, read in the same pass as the params: a value of the wrong type makes the
+/// whole params invalid (-32602); [`Envelope::check`] checks what is there.
 #[derive(Deserialize, Default)]
 pub(crate) struct RawMeta<'a> {
     #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, default)]
-    version: Option<&'a RawValue>,
-    #[serde(rename = "io.modelcontextprotocol/clientCapabilities", borrow, default)]
-    capabilities: Option<&'a RawValue>,
+    version: Option<Cow<'a, str>>,
+    #[serde(rename = "io.modelcontextprotocol/clientCapabilities", default)]
+    capabilities: Option<Caps>,
     #[serde(rename = "io.modelcontextprotocol/clientInfo", borrow, default)]
-    client_info: Option<&'a RawValue>,
+    client_info: Option<ClientInfo<'a>>,
     #[serde(rename = "io.modelcontextprotocol/logLevel", borrow, default)]
-    log_level: Option<&'a RawValue>,
-    #[serde(rename = "progressToken", borrow, default)]
-    progress_token: Option<&'a RawValue>,
+    log_level: Option<Cow<'a, str>>,
+    #[serde(rename = "progressToken", default)]
+    progress_token: Option<Value>,
+}
+
+/// Which of sampling, elicitation and roots a `ClientCapabilities` object declares (a key whose
+/// value is not `null`). Only an object is one (a derived struct would take an array too).
+#[derive(Default)]
+struct Caps {
+    sampling: bool,
+    elicitation: bool,
+    roots: bool,
+}
+
+impl<'de> Deserialize<'de> for Caps {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Caps, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Caps;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ClientCapabilities object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Caps, A::Error> {
+                let mut caps = Caps::default();
+                while let Some(key) = m.next_key::<Cow<'de, str>>()? {
+                    let declared = m.next_value::<Option<serde::de::IgnoredAny>>()?.is_some();
+                    match key.as_ref() {
+                        "sampling" => caps.sampling = declared,
+                        "elicitation" => caps.elicitation = declared,
+                        "roots" => caps.roots = declared,
+                        _ => {}
+                    }
+                }
+                Ok(caps)
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+/// `clientInfo`: only the name is used.
+#[derive(Deserialize, Default)]
+struct ClientInfo<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
 }
 
 /// What a valid envelope tells about the request.
@@ -78,7 +139,7 @@ pub(crate) struct Envelope {
     /// `sampling`, `elicitation`, `roots` declared.
     pub capabilities: [bool; 3],
     /// `clientInfo.name`, self-reported (for logs and `node_info` only).
-    pub client_name: String,
+    pub client_name: std::sync::Arc<str>,
     /// The request opted into `notifications/message` from this level up.
     pub log_level: Option<LogLevel>,
     /// The request asked for progress.
@@ -117,40 +178,24 @@ impl Envelope {
                  io.modelcontextprotocol/clientCapabilities is required",
             ));
         };
-        let version: String = match meta.version.map(|v| serde_json::from_str(v.get())) {
-            Some(Ok(v)) => v,
-            Some(Err(_)) => return Err(invalid(
-                "Invalid params: _meta io.modelcontextprotocol/protocolVersion must be a string",
-            )),
-            None => {
-                return Err(invalid(
-                    "Invalid params: _meta io.modelcontextprotocol/protocolVersion is required",
-                ))
-            }
+        let Some(version) = meta.version.as_deref() else {
+            return Err(invalid(
+                "Invalid params: _meta io.modelcontextprotocol/protocolVersion is required",
+            ));
         };
-        let capabilities = match meta.capabilities {
-            Some(raw) => capabilities(raw).ok_or_else(|| {
-                invalid("Invalid params: _meta io.modelcontextprotocol/clientCapabilities must be an object")
-            })?,
-            None => {
-                return Err(invalid(
-                    "Invalid params: _meta io.modelcontextprotocol/clientCapabilities is required",
-                ))
-            }
+        let Some(caps) = &meta.capabilities else {
+            return Err(invalid(
+                "Invalid params: _meta io.modelcontextprotocol/clientCapabilities is required",
+            ));
         };
-        let log_level = match meta.log_level {
+        let capabilities = [caps.sampling, caps.elicitation, caps.roots];
+        let log_level = match meta.log_level.as_deref() {
             None => None,
-            Some(raw) => Some(
-                serde_json::from_str::<String>(raw.get())
-                    .ok()
-                    .and_then(|l| l.parse::<LogLevel>().ok())
-                    .ok_or_else(|| {
-                        invalid(format!(
-                            "Invalid params: _meta io.modelcontextprotocol/logLevel {} is not a log level",
-                            raw.get()
-                        ))
-                    })?,
-            ),
+            Some(level) => Some(level.parse::<LogLevel>().map_err(|_| {
+                invalid(format!(
+                    "Invalid params: _meta io.modelcontextprotocol/logLevel {level:?} is not a log level"
+                ))
+            })?),
         };
         if header.trim() != version {
             return Err(mismatch(format!(
@@ -182,12 +227,13 @@ impl Envelope {
         }
         let client_name = meta
             .client_info
-            .and_then(|raw| serde_json::from_str::<Map<String, Value>>(raw.get()).ok())
-            .and_then(|m| m.get("name").and_then(Value::as_str).map(str::to_owned))
-            .unwrap_or_else(|| "unknown".to_owned());
+            .as_ref()
+            .and_then(|i| i.name.as_deref())
+            .unwrap_or("unknown")
+            .into();
         let progress_token = meta
             .progress_token
-            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+            .clone()
             .filter(|t| t.is_string() || t.is_i64() || t.is_u64());
         Ok(Envelope {
             version: parsed,
@@ -197,29 +243,6 @@ impl Envelope {
             progress_token,
         })
     }
-}
-
-/// Which of sampling, elicitation and roots an object of client capabilities declares (a key
-/// whose value is not `null`); `None` when it is not an object.
-fn capabilities(raw: &RawValue) -> Option<[bool; 3]> {
-    #[derive(Deserialize)]
-    struct Caps {
-        #[serde(default)]
-        sampling: Option<serde::de::IgnoredAny>,
-        #[serde(default)]
-        elicitation: Option<serde::de::IgnoredAny>,
-        #[serde(default)]
-        roots: Option<serde::de::IgnoredAny>,
-    }
-    if !raw.get().starts_with('{') {
-        return None;
-    }
-    let c: Caps = serde_json::from_str(raw.get()).ok()?;
-    Some([
-        c.sampling.is_some(),
-        c.elicitation.is_some(),
-        c.roots.is_some(),
-    ])
 }
 
 /// Checks `Mcp-Name` against the body's `params.name` or `params.uri`.
@@ -353,7 +376,8 @@ mod tests {
     }
 
     fn check(h: &RequestHeaders<'_>, method: &str, params: &str) -> Result<Envelope, (u16, i64)> {
-        let p: Params<'_> = serde_json::from_str(params).unwrap();
+        // As the endpoint reads them: params that do not parse are invalid params.
+        let p: Params<'_> = serde_json::from_str(params).map_err(|_| (400, -32602))?;
         Envelope::check(h, method, p.meta.as_ref()).map_err(|(s, e)| (s, e.code.0))
     }
 
@@ -370,7 +394,7 @@ mod tests {
         assert_eq!(e.version, ModernVersion::V2026_07_28);
         assert!(e.has(ClientCapability::Sampling));
         assert!(!e.has(ClientCapability::Roots), "null is not a declaration");
-        assert_eq!(e.client_name, "unknown");
+        assert_eq!(&*e.client_name, "unknown");
     }
 
     #[test]

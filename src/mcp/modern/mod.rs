@@ -26,6 +26,9 @@ pub(crate) mod state;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
@@ -127,6 +130,42 @@ pub(crate) async fn post(
             dispatch(shared, h, id, &method, env, p, params).await
         }
     }
+}
+
+/// The common case read in one pass: a well-formed `tools/call` (what nearly all modern traffic
+/// is), its params typed straight from the body instead of captured whole and read again. `None`
+/// for anything else, or anything unusual, which then takes the general path (the same answers,
+/// with the general path's exact errors).
+pub(crate) async fn post_call(
+    shared: &Arc<Shared>,
+    h: &RequestHeaders<'_>,
+    body: &[u8],
+) -> Option<Reply> {
+    #[derive(Deserialize)]
+    struct Wire<'a> {
+        #[serde(borrow)]
+        jsonrpc: Cow<'a, str>,
+        id: RequestId,
+        #[serde(borrow)]
+        method: Cow<'a, str>,
+        #[serde(borrow, deserialize_with = "envelope::object_params")]
+        params: Params<'a>,
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    // Only an object: a derived struct would also read an array, and a batch is not a call.
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    let w: Wire<'_> = serde_json::from_str(text).ok()?;
+    if w.jsonrpc != "2.0" || w.method != "tools/call" {
+        return None;
+    }
+    let env = match Envelope::check(h, &w.method, w.params.meta.as_ref()) {
+        Ok(env) => env,
+        Err(r) => return Some(refused(&w.id, r)),
+    };
+    crate::telemetry::metrics().rpc(Era::Modern, &w.method);
+    Some(run::call(shared, h, w.id, env, w.params).await)
 }
 
 async fn dispatch(

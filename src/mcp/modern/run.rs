@@ -37,7 +37,7 @@ pub(super) fn info(shared: &Shared, env: &Envelope) -> CallInfo {
         node: Arc::clone(&shared.node),
         session_id: None,
         protocol_version: env.version.as_str(),
-        client_name: env.client_name.as_str().into(),
+        client_name: Arc::clone(&env.client_name),
         started: shared.started,
     }
 }
@@ -52,7 +52,7 @@ struct Target<'p> {
 
 impl<'p> Target<'p> {
     fn read(
-        method: &str,
+        method: &'static str,
         h: &RequestHeaders<'_>,
         id: &RequestId,
         p: &'p Params<'_>,
@@ -63,7 +63,7 @@ impl<'p> Target<'p> {
             .ok_or_else(|| refused(id, invalid_params("Invalid params: name is required")))?;
         envelope::check_name(h, name).map_err(|r| refused(id, r))?;
         let args = arguments(p.arguments).map_err(|r| refused(id, r))?;
-        let binding = Binding::new(method, name, &args);
+        let binding = Binding::new(method, name, p.arguments.map(|a| a.get()));
         Ok(Target {
             name,
             args,
@@ -99,7 +99,7 @@ pub(super) async fn call(
     };
     let (call, emits, token) = handle(shared, &env, &inputs);
     let fut = (tool.handler)(call, t.args);
-    let fut = Box::pin(async move { Answer::Tool(fut.await) });
+    let fut = Work::Tool(fut);
     Run::new(shared, id, &env, fut, emits, inputs, t.binding, token)
         .reply()
         .await
@@ -132,7 +132,7 @@ pub(super) async fn prompt(
     };
     let (call, emits, token) = handle(shared, &env, &inputs);
     let fut = ask(call, t.args);
-    let fut = Box::pin(async move { Answer::Prompt(fut.await) });
+    let fut = Work::Prompt(fut);
     Run::new(shared, id, &env, fut, emits, inputs, t.binding, token)
         .reply()
         .await
@@ -199,13 +199,36 @@ fn inputs(shared: &Shared, p: &Params<'_>, binding: &Binding) -> Result<Arc<Inpu
         };
         answers.extend(given);
     }
-    Ok(Inputs::new(answers.into_iter().collect()))
+    Ok(Inputs::new(answers))
 }
 
 /// What a run produced.
 enum Answer {
     Tool(ToolResult),
     Prompt(Result<Value, String>),
+}
+
+/// The future a run drives (kept as the handler's own box: wrapping it would allocate again).
+enum Work {
+    Tool(BoxFuture<ToolResult>),
+    Prompt(BoxFuture<Result<Value, String>>),
+}
+
+impl Work {
+    /// Polls it once: its answer, `Blocked` once it waits for answers this round lacks, `None`
+    /// while it runs. A panic is the call's outcome, not the connection's.
+    fn poll(&mut self, inputs: &Inputs, cx: &mut std::task::Context<'_>) -> Option<Polled> {
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match self {
+            Work::Tool(f) => f.as_mut().poll(cx).map(Answer::Tool),
+            Work::Prompt(f) => f.as_mut().poll(cx).map(Answer::Prompt),
+        }));
+        match polled {
+            Ok(Poll::Ready(a)) => Some(Polled::Done(a)),
+            Ok(Poll::Pending) if inputs.blocked() => Some(Polled::Blocked),
+            Ok(Poll::Pending) => None,
+            Err(_) => Some(Polled::Panicked),
+        }
+    }
 }
 
 /// How a poll of the call left it.
@@ -227,7 +250,7 @@ enum Step {
 struct Run {
     shared: Arc<Shared>,
     id: RequestId,
-    fut: Option<BoxFuture<Answer>>,
+    fut: Option<Work>,
     emits: Option<Arc<Emits>>,
     rx: Option<EmitReceiver>,
     inputs: Arc<Inputs>,
@@ -235,7 +258,9 @@ struct Run {
     log_level: Option<LogLevel>,
     /// Cancelled when the run ends, however it ends: tools waiting on `cancelled()` stop.
     token: CancellationToken,
-    deadline: tokio::time::Instant,
+    /// `session.request_timeout` from the first wait (a call that finishes at once never reads
+    /// the clock).
+    deadline: Option<tokio::time::Instant>,
     last: Option<(u16, Bytes)>,
     keep_alive: Option<tokio::time::Interval>,
 }
@@ -247,7 +272,11 @@ impl Drop for Run {
             tracing::debug!(era = %Era::Modern, target = %self.binding.target, request_id = %self.id, "request cancelled: the client closed its stream");
             crate::telemetry::metrics().modern_cancelled.inc();
         }
-        self.token.cancel();
+        // Whatever the call left waiting on its cancellation (a question of this round, a task
+        // it started) stops; a call that ended at once left nothing.
+        if self.fut.is_some() || self.deadline.is_some() {
+            self.token.cancel();
+        }
     }
 }
 
@@ -257,7 +286,7 @@ impl Run {
         shared: &Arc<Shared>,
         id: RequestId,
         env: &Envelope,
-        fut: BoxFuture<Answer>,
+        fut: Work,
         emits: Arc<Emits>,
         inputs: Arc<Inputs>,
         binding: Binding,
@@ -273,7 +302,7 @@ impl Run {
             binding,
             log_level: env.log_level,
             token,
-            deadline: tokio::time::Instant::now() + shared.limits.request_timeout,
+            deadline: None,
             last: None,
             keep_alive: None,
         }
@@ -281,6 +310,15 @@ impl Run {
 
     /// Answers the request: JSON when nothing comes before the answer, else an SSE stream.
     async fn reply(mut self) -> Reply {
+        // Most calls finish at their first poll: answered without a timer or a select.
+        let inputs = Arc::clone(&self.inputs);
+        if let Some(work) = self.fut.as_mut() {
+            let first = poll_fn(|cx| Poll::Ready(work.poll(&inputs, cx))).await;
+            if let Some(polled) = first {
+                self.fut = None;
+                self.last = Some(self.finish(Ok(polled)));
+            }
+        }
         match self.next().await {
             Step::Last(status, body) => {
                 let mut reply = Reply::json(body);
@@ -322,21 +360,19 @@ impl Run {
             if let Some((status, body)) = self.last.take() {
                 return Step::Last(status, body);
             }
-            let Some(fut) = self.fut.as_mut() else {
+            let Some(work) = self.fut.as_mut() else {
                 // Not reached: `last` is set whenever `fut` is taken.
                 return Step::Last(500, Bytes::new());
             };
             let inputs = &self.inputs;
-            let polled = poll_fn(|cx| {
-                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    fut.as_mut().poll(cx)
-                })) {
-                    Ok(Poll::Ready(a)) => Poll::Ready(Polled::Done(a)),
-                    Ok(Poll::Pending) if inputs.blocked() => Poll::Ready(Polled::Blocked),
-                    Ok(Poll::Pending) => Poll::Pending,
-                    Err(_) => Poll::Ready(Polled::Panicked),
-                }
+            let polled = poll_fn(|cx| match work.poll(inputs, cx) {
+                Some(p) => Poll::Ready(p),
+                None => Poll::Pending,
             });
+            let timeout = self.shared.limits.request_timeout;
+            let deadline = *self
+                .deadline
+                .get_or_insert_with(|| tokio::time::Instant::now() + timeout);
             let rx = &mut self.rx;
             let emits = &self.emits;
             let stop = &self.shared.stop_requests;
@@ -353,7 +389,7 @@ impl Run {
                     None => None,
                 },
                 () = stop.cancelled() => Some(Err(Stopped::Drain)),
-                () = tokio::time::sleep_until(self.deadline) => Some(Err(Stopped::Timeout)),
+                () = tokio::time::sleep_until(deadline) => Some(Err(Stopped::Timeout)),
                 _ = tick(&mut self.keep_alive) => return Step::Frame(Bytes::from_static(sse::KEEP_ALIVE)),
             };
             if let Some(outcome) = outcome {

@@ -31,38 +31,49 @@ const KID_LEN: usize = 4;
 /// The longest `requestState` accepted (bytes): larger is refused before any work.
 pub const MAX_STATE_LEN: usize = 256 * 1024;
 
-/// What a state is bound to: the request it continues.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a state is bound to: the request it continues. The arguments are kept as sent and
+/// hashed only when a state is sealed or opened: most requests do neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     /// `tools/call`, `prompts/get` or `resources/read`.
-    #[serde(rename = "m")]
-    pub method: String,
+    pub method: &'static str,
     /// The tool name, prompt name or resource URI.
-    #[serde(rename = "t")]
     pub target: String,
-    /// SHA-256 (hex) of the arguments as canonical JSON (keys sorted).
-    #[serde(rename = "h")]
-    pub arguments: String,
+    /// The request's `arguments`, as JSON text.
+    arguments: Box<str>,
 }
 
 impl Binding {
-    /// The binding of a request for `target` with `arguments`.
-    pub fn new(method: &str, target: &str, arguments: &Map<String, Value>) -> Binding {
-        // `serde_json::Map` keeps its keys sorted, so equal arguments encode equally.
-        let encoded = serde_json::to_vec(arguments).unwrap_or_default();
-        let digest = ring::digest::digest(&ring::digest::SHA256, &encoded);
+    /// The binding of a request for `target` with `arguments` (JSON text; `None` is no arguments).
+    pub fn new(method: &'static str, target: &str, arguments: Option<&str>) -> Binding {
         Binding {
-            method: method.to_owned(),
+            method,
             target: target.to_owned(),
-            arguments: hex(digest.as_ref()),
+            arguments: arguments.unwrap_or("{}").into(),
         }
+    }
+
+    /// SHA-256 (hex) of the arguments as canonical JSON: keys sorted (`serde_json::Map` keeps
+    /// them so) and no spacing, so that a client re-encoding the same arguments matches.
+    fn arguments_digest(&self) -> String {
+        let canonical = serde_json::from_str::<Value>(&self.arguments)
+            .ok()
+            .filter(|v| !v.is_null())
+            .unwrap_or_else(|| Value::Object(Map::new()));
+        let encoded = serde_json::to_vec(&canonical).unwrap_or_default();
+        hex(ring::digest::digest(&ring::digest::SHA256, &encoded).as_ref())
     }
 }
 
 #[derive(Serialize, Deserialize)]
 struct Sealed {
-    #[serde(flatten)]
-    binding: Binding,
+    #[serde(rename = "m")]
+    method: String,
+    #[serde(rename = "t")]
+    target: String,
+    /// [`Binding::arguments_digest`].
+    #[serde(rename = "h")]
+    arguments: String,
     /// Expiry, seconds since the Unix epoch.
     exp: u64,
     /// The answers collected so far, by input key.
@@ -116,7 +127,9 @@ impl StateKeys {
     pub fn seal(&self, binding: &Binding, answers: Map<String, Value>) -> String {
         let exp = now_secs().saturating_add(self.ttl.as_secs().max(1));
         let sealed = Sealed {
-            binding: binding.clone(),
+            method: binding.method.to_owned(),
+            target: binding.target.clone(),
+            arguments: binding.arguments_digest(),
             exp,
             answers,
         };
@@ -180,13 +193,13 @@ impl StateKeys {
         if sealed.exp < now_secs() {
             return Err(StateError::Expired);
         }
-        if sealed.binding.method != binding.method {
+        if sealed.method != binding.method {
             return Err(StateError::Binding("method"));
         }
-        if sealed.binding.target != binding.target {
+        if sealed.target != binding.target {
             return Err(StateError::Binding("name or uri"));
         }
-        if sealed.binding.arguments != binding.arguments {
+        if sealed.arguments != binding.arguments_digest() {
             return Err(StateError::Binding("arguments"));
         }
         Ok(sealed.answers)
@@ -250,13 +263,13 @@ fn now_secs() -> u64 {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
 }
 
 #[cfg(test)]
@@ -265,8 +278,7 @@ mod tests {
     use serde_json::json;
 
     fn binding() -> Binding {
-        let args = json!({"b": 2, "a": [1]});
-        Binding::new("tools/call", "t", args.as_object().unwrap())
+        Binding::new("tools/call", "t", Some(r#"{"b": 2, "a": [1]}"#))
     }
 
     fn answers() -> Map<String, Value> {
@@ -291,13 +303,18 @@ mod tests {
     }
 
     #[test]
-    fn argument_order_does_not_change_the_binding() {
-        let a = json!({"x": 1, "y": {"q": 1, "p": 2}});
-        let b = json!({"y": {"p": 2, "q": 1}, "x": 1});
-        assert_eq!(
-            Binding::new("tools/call", "t", a.as_object().unwrap()),
-            Binding::new("tools/call", "t", b.as_object().unwrap())
+    fn argument_order_and_spacing_do_not_change_the_binding() {
+        let a = Binding::new(
+            "tools/call",
+            "t",
+            Some(r#"{"x": 1, "y": {"q": 1, "p": 2}}"#),
         );
+        let b = Binding::new("tools/call", "t", Some(r#"{"y":{"p":2,"q":1},"x":1}"#));
+        assert_eq!(a.arguments_digest(), b.arguments_digest());
+        let none = Binding::new("tools/call", "t", None);
+        let empty = Binding::new("tools/call", "t", Some("{}"));
+        assert_eq!(none.arguments_digest(), empty.arguments_digest());
+        assert_eq!(hex(&[0, 15, 16, 255]), "000f10ff");
     }
 
     #[test]
@@ -326,13 +343,16 @@ mod tests {
             keys.open(&token, &other_tool),
             Err(StateError::Binding("name or uri"))
         );
-        let other_args = Binding::new("tools/call", "t", &Map::new());
+        let other_args = Binding::new("tools/call", "t", None);
         assert_eq!(
             keys.open(&token, &other_args),
             Err(StateError::Binding("arguments"))
         );
+        let b = binding();
         let expired = Sealed {
-            binding: binding(),
+            method: b.method.to_owned(),
+            target: b.target.clone(),
+            arguments: b.arguments_digest(),
             exp: 1,
             answers: Map::new(),
         };
