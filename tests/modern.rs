@@ -602,3 +602,80 @@ async fn a_listener_gets_its_ack_then_only_what_it_asked_for_and_a_completion_at
         "the stream ends after it"
     );
 }
+
+#[tokio::test]
+async fn an_interactive_prompt_asks_a_session_on_its_stream_and_a_modern_client_by_mrtr() {
+    let s = Server::start("[catalog]\nconformance = true\n");
+    // A session whose client can answer elicitations.
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{"elicitation":{}},
+        "clientInfo":{"name":"t","version":"1"}}});
+    let r = s.post(None, &init).await;
+    let sid = r.header("mcp-session-id").expect("session").to_owned();
+    s.post(
+        Some(&sid),
+        &json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    )
+    .await;
+    let get = json!({"jsonrpc":"2.0","id":"p1","method":"prompts/get",
+        "params":{"name":"test_input_required_result_prompt"}});
+    let mut stream = open(
+        s.addr,
+        "POST",
+        "/mcp",
+        &common::post_headers(&sid),
+        get.to_string(),
+    )
+    .await;
+    let ask = loop {
+        let m = stream
+            .next_message(Duration::from_secs(5))
+            .await
+            .expect("the question");
+        if m.get("method").is_some() && m.get("id").is_some() {
+            break m;
+        }
+    };
+    assert_eq!(ask["method"], "elicitation/create");
+    assert_eq!(
+        ask["params"]["message"],
+        "What context should the prompt use?"
+    );
+    let answer = json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"context":"legacy ctx"}}});
+    assert_eq!(s.post(Some(&sid), &answer).await.status, 202);
+    let done = stream
+        .next_message(Duration::from_secs(5))
+        .await
+        .expect("the prompt");
+    assert_eq!(done["id"], "p1");
+    assert_eq!(
+        done["result"]["messages"][0]["content"]["text"],
+        "Use this context: legacy ctx"
+    );
+    // The same prompt for a 2026-07-28 client: two rounds.
+    let p = json!({"name": "test_input_required_result_prompt"});
+    let r = rpc(
+        &s,
+        "prompts/get",
+        Some("test_input_required_result_prompt"),
+        p,
+    )
+    .await;
+    let first = r.json()["result"].clone();
+    assert_eq!(first["resultType"], "input_required", "{first}");
+    let retry = json!({"name": "test_input_required_result_prompt",
+        "inputResponses": {"user_context": {"action": "accept", "content": {"context": "modern ctx"}}},
+        "requestState": first["requestState"]});
+    let r = rpc(
+        &s,
+        "prompts/get",
+        Some("test_input_required_result_prompt"),
+        retry,
+    )
+    .await;
+    assert_eq!(
+        r.json()["result"]["messages"][0]["content"]["text"],
+        "Use this context: modern ctx"
+    );
+    assert_eq!(r.json()["result"]["resultType"], "complete");
+}

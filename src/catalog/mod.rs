@@ -231,8 +231,8 @@ pub struct Prompt {
     /// Completion candidates per argument name.
     pub completions: &'static [(&'static str, &'static [&'static str])],
     /// For a prompt that asks the client something before it can be rendered: the rendering,
-    /// with a [`Call`] to ask through (`get` then answers sessions, which cannot be asked
-    /// during `prompts/get`).
+    /// with a [`Call`] to ask through. Both eras then run it like a tool call (`get` is only
+    /// what [`Catalog::get_prompt`] answers, which has no way to ask).
     pub asks: Option<PromptAskFn>,
 }
 

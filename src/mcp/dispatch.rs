@@ -17,6 +17,7 @@ use super::endpoint::Shared;
 use super::era::Era;
 use super::jsonrpc::{self, ErrorCode, Message, RequestId, RpcError};
 use super::transport::Reply;
+use super::work::Work;
 use crate::catalog::{
     Call, ClientCapability, CompletionRef, Emits, LogLevel, LookupError, RequestError,
 };
@@ -40,9 +41,14 @@ pub(crate) async fn post(
             Message::Request { id, method, params } => {
                 has_requests = true;
                 crate::telemetry::metrics().rpc(Era::Legacy, &method);
-                if method == "tools/call" {
+                let interactive = method == "prompts/get" && asks(shared, params);
+                if method == "tools/call" || interactive {
                     let emits = emits.get_or_insert_with(Emits::new);
-                    match prepare_call(shared, session, &id, params, Arc::clone(emits)) {
+                    let prepared = match interactive {
+                        true => prepare_prompt(shared, session, &id, params, Arc::clone(emits)),
+                        false => prepare_call(shared, session, &id, params, Arc::clone(emits)),
+                    };
+                    match prepared {
                         Ok(call) => calls.push(call),
                         Err(e) => replies.push(jsonrpc::error_response(Some(&id), &e)),
                     }
@@ -149,13 +155,31 @@ fn prepare_call(
         .catalog
         .tool(&p.name)
         .map_err(|e| RpcError::new(ErrorCode::INVALID_PARAMS, e.to_string()))?;
-    let token = session
-        .start_request(id.clone(), shared.limits.max_in_flight)
-        .map_err(|e| RpcError::new(ErrorCode::INVALID_REQUEST, e.to_string()))?;
     let progress_token = p
         .meta
         .and_then(|m| m.progress_token)
         .filter(|t| t.is_string() || t.is_i64() || t.is_u64());
+    let (call, token) = session_call(shared, session, id, emits, progress_token)?;
+    let fut = (tool.handler)(call, p.arguments.unwrap_or_default());
+    Ok(PreparedCall {
+        id: id.clone(),
+        token,
+        fut: Work::Tool(fut),
+    })
+}
+
+/// Starts request `id` in the session (refused past `max_in_flight`) and builds its call handle:
+/// the session's capabilities, questions asked live on the call's stream.
+fn session_call(
+    shared: &Shared,
+    session: &Arc<Session>,
+    id: &RequestId,
+    emits: Arc<Emits>,
+    progress_token: Option<Value>,
+) -> Result<(Call, tokio_util::sync::CancellationToken), RpcError> {
+    let token = session
+        .start_request(id.clone(), shared.limits.max_in_flight)
+        .map_err(|e| RpcError::new(ErrorCode::INVALID_REQUEST, e.to_string()))?;
     let session_for_caps = Arc::clone(session);
     let call = Call::new(
         shared.call_info(session),
@@ -164,11 +188,47 @@ fn prepare_call(
         progress_token,
         move |cap: ClientCapability| session_for_caps.params().client_has(cap.key()),
     );
-    let fut = (tool.handler)(call, p.arguments.unwrap_or_default());
+    Ok((call, token))
+}
+
+/// True when the `prompts/get` in `params` names a prompt that asks the client something: it
+/// then runs like a tool call, its question a server→client request on its stream.
+fn asks(shared: &Shared, params: Option<&RawValue>) -> bool {
+    #[derive(Deserialize)]
+    struct Name<'a> {
+        #[serde(borrow)]
+        name: Cow<'a, str>,
+    }
+    jsonrpc::params::<Name<'_>>(params)
+        .is_ok_and(|p| shared.catalog.interactive_prompt(&p.name).is_some())
+}
+
+fn prepare_prompt(
+    shared: &Shared,
+    session: &Arc<Session>,
+    id: &RequestId,
+    params: Option<&RawValue>,
+    emits: Arc<Emits>,
+) -> Result<PreparedCall, RpcError> {
+    #[derive(Deserialize)]
+    struct P<'a> {
+        #[serde(borrow)]
+        name: Cow<'a, str>,
+        #[serde(default)]
+        arguments: Option<Map<String, Value>>,
+    }
+    let p: P<'_> = jsonrpc::params(params)?;
+    let render = shared.catalog.interactive_prompt(&p.name).ok_or_else(|| {
+        RpcError::new(
+            ErrorCode::INVALID_PARAMS,
+            format!("Unknown prompt: {}", p.name),
+        )
+    })?;
+    let (call, token) = session_call(shared, session, id, emits, None)?;
     Ok(PreparedCall {
         id: id.clone(),
         token,
-        fut,
+        fut: Work::Prompt(render(call, p.arguments.unwrap_or_default())),
     })
 }
 

@@ -7,7 +7,7 @@
 //! the reply into an SSE stream (a new stream of the session, primed for 2025-11-25 clients);
 //! everything else of the POST, results included, then travels on it.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future as _};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -25,14 +25,22 @@ use super::endpoint::Shared;
 use super::jsonrpc::{self, ErrorCode, RequestId};
 use super::sse;
 use super::transport::Reply;
-use crate::catalog::{BoxFuture, Emit, EmitReceiver, Emits, LogLevel, ToolResult};
+use super::work::{Answer, Work};
+use crate::catalog::{Emit, EmitReceiver, Emits, LogLevel, ToolResult};
 use crate::session::{EventLog, ReaderGuard, Session};
 
-/// A `tools/call` ready to run.
+/// A `tools/call` (or an interactive `prompts/get`) ready to run.
 pub(crate) struct PreparedCall {
     pub id: RequestId,
     pub token: CancellationToken,
-    pub fut: BoxFuture<ToolResult>,
+    pub fut: Work,
+}
+
+/// A call that is over: which request, whether a prompt's, and how it ended.
+struct Ended {
+    id: RequestId,
+    prompt: bool,
+    outcome: Outcome,
 }
 
 /// How the HTTP side answers, decided by the driver.
@@ -59,7 +67,11 @@ pub(crate) async fn run(
     let mut running = Vec::new();
     for mut call in calls {
         match poll_fn(|cx| Poll::Ready(poll_once(&mut call, cx))).await {
-            Some(outcome) => finished.push((call.id, outcome)),
+            Some(outcome) => finished.push(Ended {
+                prompt: call.fut.is_prompt(),
+                id: call.id,
+                outcome,
+            }),
             None => running.push(call),
         }
     }
@@ -67,7 +79,7 @@ pub(crate) async fn run(
         done.extend(
             finished
                 .into_iter()
-                .filter_map(|(id, outcome)| answer(shared, session, id, outcome)),
+                .filter_map(|ended| answer(shared, session, ended)),
         );
         if session.is_closed() {
             return closed_under(session);
@@ -131,7 +143,9 @@ fn poll_once(call: &mut PreparedCall, cx: &mut Context<'_>) -> Option<Outcome> {
         return Some(Outcome::Cancelled);
     }
     let fut = &mut call.fut;
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        std::pin::Pin::new(&mut *fut).poll(cx)
+    })) {
         Ok(Poll::Ready(result)) => Some(Outcome::Done(result)),
         Ok(Poll::Pending) => None,
         Err(_) => Some(Outcome::Panicked),
@@ -148,13 +162,19 @@ fn closed_under(session: &Session) -> Reply {
 
 /// Ends a finished call's request and encodes its response, unless the session is gone (then
 /// nobody is left to answer).
-fn answer(shared: &Shared, session: &Session, id: RequestId, outcome: Outcome) -> Option<Bytes> {
-    session.end_request(&id);
+fn answer(shared: &Shared, session: &Session, ended: Ended) -> Option<Bytes> {
+    session.end_request(&ended.id);
     if session.is_closed() {
         return None;
     }
-    let result = outcome.into_result(&shared.node, session, &id, shared.limits.request_timeout);
-    Some(jsonrpc::response(&id, result))
+    let answer = ended.outcome.into_answer(
+        ended.prompt,
+        &shared.node,
+        session,
+        &ended.id,
+        shared.limits.request_timeout,
+    );
+    Some(answer.encode(&ended.id))
 }
 
 struct Driver {
@@ -169,7 +189,7 @@ impl Driver {
     async fn drive(
         mut self,
         calls: Vec<PreparedCall>,
-        finished: Vec<(RequestId, Outcome)>,
+        finished: Vec<Ended>,
         batch: bool,
         mut emits: Option<EmitReceiver>,
     ) {
@@ -177,14 +197,14 @@ impl Driver {
         while let Some(e) = try_recv(&mut emits) {
             self.emit(*e);
         }
-        for (id, outcome) in finished {
-            self.finish(id, outcome);
+        for ended in finished {
+            self.finish(ended);
         }
         let timeout = self.shared.limits.request_timeout;
         let mut running: FuturesUnordered<_> =
             calls.into_iter().map(|c| run_call(c, timeout)).collect();
         loop {
-            let (id, outcome) = tokio::select! {
+            let ended = tokio::select! {
                 next = running.next() => match next {
                     Some(finished) => finished,
                     None => break,
@@ -198,7 +218,7 @@ impl Driver {
             while let Some(e) = try_recv(&mut emits) {
                 self.emit(*e);
             }
-            self.finish(id, outcome);
+            self.finish(ended);
         }
         match (self.stream.take(), self.mode.take()) {
             (Some(stream), _) => stream.finish(),
@@ -212,8 +232,8 @@ impl Driver {
     }
 
     /// A call is over: its result is queued, unless the session is gone.
-    fn finish(&mut self, id: RequestId, outcome: Outcome) {
-        if let Some(message) = answer(&self.shared, &self.session, id, outcome) {
+    fn finish(&mut self, ended: Ended) {
+        if let Some(message) = answer(&self.shared, &self.session, ended) {
             self.deliver(message);
         }
     }
@@ -305,7 +325,8 @@ impl Driver {
 
 /// Runs one call to its outcome. A panicking tool must not take the other calls of the POST, or
 /// the reply, with it: the panic becomes that call's outcome.
-async fn run_call(c: PreparedCall, timeout: Duration) -> (RequestId, Outcome) {
+async fn run_call(c: PreparedCall, timeout: Duration) -> Ended {
+    let prompt = c.fut.is_prompt();
     let run = std::panic::AssertUnwindSafe(c.fut).catch_unwind();
     let outcome = tokio::select! {
         biased;
@@ -313,48 +334,59 @@ async fn run_call(c: PreparedCall, timeout: Duration) -> (RequestId, Outcome) {
         r = tokio::time::timeout(timeout, run) => match r {
             Err(_) => Outcome::TimedOut,
             Ok(Err(_)) => Outcome::Panicked,
-            Ok(Ok(result)) => Outcome::Done(result),
+            Ok(Ok(answer)) => Outcome::Done(answer),
         },
     };
-    (c.id, outcome)
+    Ended {
+        id: c.id,
+        prompt,
+        outcome,
+    }
 }
 
 #[derive(Debug)]
 enum Outcome {
-    Done(ToolResult),
+    Done(Answer),
     Cancelled,
     TimedOut,
     Panicked,
 }
 
 impl Outcome {
-    /// What the client is told.
-    fn into_result(
+    /// What the client is told: a call that did not finish is an `isError` result for a tool,
+    /// an internal error for a prompt.
+    fn into_answer(
         self,
+        prompt: bool,
         node: &str,
         session: &Session,
         id: &RequestId,
         timeout: Duration,
-    ) -> ToolResult {
-        match self {
-            Outcome::Done(r) => r,
+    ) -> Answer {
+        let text = match self {
+            Outcome::Done(a) => return a,
             // Stopped by this node's drain (`shutdown.request_grace` ran out): a whole answer
             // that says so, on the request's own reply. The session itself goes on elsewhere.
-            Outcome::Cancelled if session.is_stopping() => ToolResult::error(format!(
+            Outcome::Cancelled if session.is_stopping() => format!(
                 "the call was stopped: node {node} shut down before it finished \
                  (shutdown.request_grace); the session continues on another node, call again"
-            )),
+            ),
             // Answered with a result rather than silence: the SDK clients resume a primed
             // stream that ends without a result, forever; they drop this late result.
-            Outcome::Cancelled => ToolResult::error("request cancelled by the client"),
+            Outcome::Cancelled => "request cancelled by the client".to_owned(),
             Outcome::Panicked => {
                 tracing::error!(session_id = %session.id(), request_id = %id, "tool panicked");
-                ToolResult::error("the tool failed unexpectedly (see the server log)")
+                "the tool failed unexpectedly (see the server log)".to_owned()
             }
-            Outcome::TimedOut => ToolResult::error(format!(
+            Outcome::TimedOut => format!(
                 "the tool did not finish within session.request_timeout ({}s)",
                 timeout.as_secs()
-            )),
+            ),
+        };
+        if prompt {
+            Answer::Failed(text)
+        } else {
+            Answer::Tool(ToolResult::error(text))
         }
     }
 }
@@ -405,12 +437,12 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn call(fut: BoxFuture<ToolResult>) -> (PreparedCall, CancellationToken) {
+    fn call(fut: crate::catalog::BoxFuture<ToolResult>) -> (PreparedCall, CancellationToken) {
         let token = CancellationToken::new();
         let c = PreparedCall {
             id: RequestId::Num(1),
             token: token.clone(),
-            fut,
+            fut: Work::Tool(fut),
         };
         (c, token)
     }
@@ -438,21 +470,21 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_tool_becomes_its_own_outcome() {
         let (c, _) = call(Box::pin(async { panic!("tool bug") }));
-        let (_, outcome) = run_call(c, Duration::from_secs(1)).await;
+        let outcome = run_call(c, Duration::from_secs(1)).await.outcome;
         assert!(matches!(outcome, Outcome::Panicked), "{outcome:?}");
     }
 
     #[tokio::test]
     async fn a_slow_tool_times_out_and_a_cancelled_one_stops() {
         let (c, _) = call(Box::pin(std::future::pending()));
-        let (_, outcome) = run_call(c, Duration::from_millis(20)).await;
+        let outcome = run_call(c, Duration::from_millis(20)).await.outcome;
         assert!(matches!(outcome, Outcome::TimedOut), "{outcome:?}");
         let (c, token) = call(Box::pin(std::future::pending()));
         token.cancel();
-        let (_, outcome) = run_call(c, Duration::from_secs(60)).await;
+        let outcome = run_call(c, Duration::from_secs(60)).await.outcome;
         assert!(matches!(outcome, Outcome::Cancelled), "{outcome:?}");
         let (c, _) = call(Box::pin(async { ToolResult::text("ok") }));
-        let (_, outcome) = run_call(c, Duration::from_secs(1)).await;
+        let outcome = run_call(c, Duration::from_secs(1)).await.outcome;
         assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
     }
 }

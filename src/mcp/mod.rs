@@ -10,6 +10,7 @@
 //! - `dispatch`: legacy per-method handling; `driver`: running a session's tool calls and
 //!   choosing JSON or SSE;
 //! - `modern`: the 2026-07-28 protocol, which never touches the session layer;
+//! - `work`: a running tool or interactive prompt, as both drivers run it;
 //! - [`bus`]: resource and list changes, delivered to the listeners of both eras.
 //!
 //! The catalog serves both eras without knowing which: a tool asks the client through its
@@ -25,6 +26,7 @@ pub mod jsonrpc;
 mod modern;
 pub mod sse;
 pub mod transport;
+mod work;
 
 pub use endpoint::{Endpoint, HttpMethod, Limits};
 pub use era::Era;

@@ -234,13 +234,10 @@ pub(super) fn prompt(call: Call, _args: Map<String, Value>) -> BoxFuture<Result<
     })
 }
 
-/// The prompt's answer to a session, which cannot be asked during `prompts/get`.
+/// The prompt rendered without a way to ask (not reached through either era, which both run
+/// [`prompt`]).
 pub(super) fn prompt_without_asking(_args: &Map<String, Value>) -> Result<Value, String> {
-    Err(
-        "test_input_required_result_prompt asks the client for context, which needs protocol \
-         2026-07-28 (sessions cannot be asked during prompts/get)"
-            .into(),
-    )
+    Err("test_input_required_result_prompt asks the client for context first".into())
 }
 
 #[cfg(test)]

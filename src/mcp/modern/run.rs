@@ -9,7 +9,7 @@
 //! ends its round: the reply is an `InputRequiredResult` whose sealed `requestState` carries the
 //! answers used so far to whichever node serves the next round.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future as _};
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -22,13 +22,14 @@ use super::envelope::{self, Envelope, Params, Refusal};
 use super::state::{Binding, MAX_STATE_LEN};
 use super::{arguments, refused};
 use crate::catalog::{
-    Asking, BoxFuture, Call, CallInfo, Emit, EmitReceiver, Emits, Inputs, LogLevel, ToolResult,
+    Asking, Call, CallInfo, Emit, EmitReceiver, Emits, Inputs, LogLevel, ToolResult,
 };
 use crate::mcp::bus::Change;
 use crate::mcp::endpoint::Shared;
 use crate::mcp::era::Era;
 use crate::mcp::jsonrpc::{self, ErrorCode, RequestId, RpcError};
 use crate::mcp::transport::{Reply, RequestHeaders};
+use crate::mcp::work::{Answer, Work};
 use crate::mcp::{driver, sse};
 
 /// What a caller learns about itself in the modern era (no session).
@@ -202,32 +203,17 @@ fn inputs(shared: &Shared, p: &Params<'_>, binding: &Binding) -> Result<Arc<Inpu
     Ok(Inputs::new(answers))
 }
 
-/// What a run produced.
-enum Answer {
-    Tool(ToolResult),
-    Prompt(Result<Value, String>),
-}
-
-/// The future a run drives (kept as the handler's own box: wrapping it would allocate again).
-enum Work {
-    Tool(BoxFuture<ToolResult>),
-    Prompt(BoxFuture<Result<Value, String>>),
-}
-
-impl Work {
-    /// Polls it once: its answer, `Blocked` once it waits for answers this round lacks, `None`
-    /// while it runs. A panic is the call's outcome, not the connection's.
-    fn poll(&mut self, inputs: &Inputs, cx: &mut std::task::Context<'_>) -> Option<Polled> {
-        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match self {
-            Work::Tool(f) => f.as_mut().poll(cx).map(Answer::Tool),
-            Work::Prompt(f) => f.as_mut().poll(cx).map(Answer::Prompt),
-        }));
-        match polled {
-            Ok(Poll::Ready(a)) => Some(Polled::Done(a)),
-            Ok(Poll::Pending) if inputs.blocked() => Some(Polled::Blocked),
-            Ok(Poll::Pending) => None,
-            Err(_) => Some(Polled::Panicked),
-        }
+/// Polls the call once: its answer, `Blocked` once it waits for answers this round lacks, `None`
+/// while it runs. A panic is the call's outcome, not the connection's.
+fn poll_work(work: &mut Work, inputs: &Inputs, cx: &mut std::task::Context<'_>) -> Option<Polled> {
+    let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        std::pin::Pin::new(&mut *work).poll(cx)
+    }));
+    match polled {
+        Ok(Poll::Ready(a)) => Some(Polled::Done(a)),
+        Ok(Poll::Pending) if inputs.blocked() => Some(Polled::Blocked),
+        Ok(Poll::Pending) => None,
+        Err(_) => Some(Polled::Panicked),
     }
 }
 
@@ -251,6 +237,8 @@ struct Run {
     shared: Arc<Shared>,
     id: RequestId,
     fut: Option<Work>,
+    /// The call is a prompt's (its failures are errors, not `isError` results).
+    prompt: bool,
     emits: Option<Arc<Emits>>,
     rx: Option<EmitReceiver>,
     inputs: Arc<Inputs>,
@@ -295,6 +283,7 @@ impl Run {
         Run {
             shared: Arc::clone(shared),
             id,
+            prompt: fut.is_prompt(),
             fut: Some(fut),
             emits: Some(emits),
             rx: None,
@@ -313,7 +302,7 @@ impl Run {
         // Most calls finish at their first poll: answered without a timer or a select.
         let inputs = Arc::clone(&self.inputs);
         if let Some(work) = self.fut.as_mut() {
-            let first = poll_fn(|cx| Poll::Ready(work.poll(&inputs, cx))).await;
+            let first = poll_fn(|cx| Poll::Ready(poll_work(work, &inputs, cx))).await;
             if let Some(polled) = first {
                 self.fut = None;
                 self.last = Some(self.finish(Ok(polled)));
@@ -365,7 +354,7 @@ impl Run {
                 return Step::Last(500, Bytes::new());
             };
             let inputs = &self.inputs;
-            let polled = poll_fn(|cx| match work.poll(inputs, cx) {
+            let polled = poll_fn(|cx| match poll_work(work, inputs, cx) {
                 Some(p) => Poll::Ready(p),
                 None => Poll::Pending,
             });
@@ -451,6 +440,19 @@ impl Run {
         }
     }
 
+    /// The answer of a call that could not finish: an `isError` result for a tool, an internal
+    /// error for a prompt.
+    fn failed(&self, text: String) -> (u16, Bytes) {
+        if self.prompt {
+            return (200, Answer::Failed(text).encode(&self.id));
+        }
+        let fields = self.shared.modern.stamps.fields();
+        (
+            200,
+            jsonrpc::response(&self.id, ToolResult::error(text).with_fields(&fields)),
+        )
+    }
+
     /// The answer of a run that ended.
     fn finish(&self, outcome: Result<Polled, Stopped>) -> (u16, Bytes) {
         let stamps = &self.shared.modern.stamps;
@@ -465,15 +467,7 @@ impl Run {
         }
         let polled = match outcome {
             Ok(p) => p,
-            Err(stopped) => {
-                return (
-                    200,
-                    jsonrpc::response(
-                        &self.id,
-                        ToolResult::error(stopped.text(&self.shared)).with_fields(&stamps.fields()),
-                    ),
-                );
-            }
+            Err(stopped) => return self.failed(stopped.text(&self.shared)),
         };
         match polled {
             Polled::Blocked => {
@@ -520,16 +514,10 @@ impl Run {
             Polled::Done(Answer::Prompt(Err(message))) => {
                 error(200, &self.id, ErrorCode::INVALID_PARAMS, message)
             }
+            Polled::Done(failed @ Answer::Failed(_)) => (200, failed.encode(&self.id)),
             Polled::Panicked => {
                 tracing::error!(era = %Era::Modern, target = %self.binding.target, "tool panicked");
-                (
-                    200,
-                    jsonrpc::response(
-                        &self.id,
-                        ToolResult::error("the tool failed unexpectedly (see the server log)")
-                            .with_fields(&stamps.fields()),
-                    ),
-                )
+                self.failed("the tool failed unexpectedly (see the server log)".to_owned())
             }
         }
     }
