@@ -238,7 +238,9 @@ impl Endpoint {
     /// A POST whose body was read and passed [`precheck`](Self::precheck).
     pub async fn post(&self, h: &RequestHeaders<'_>, body: &[u8]) -> Reply {
         // A 2026-07-28 tools/call is read in one pass; anything else (or anything odd about it)
-        // goes the general way below.
+        // goes the general way below. (Boxing the modern paths, to keep their state out of every
+        // request's future, was measured: no gain for legacy calls, +0.9k instructions a modern
+        // one.)
         if era::modern_header(h) {
             if let Some(reply) = modern::post_call(&self.shared, h, body).await {
                 return reply;

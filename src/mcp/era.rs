@@ -121,7 +121,7 @@ pub fn classify(h: &RequestHeaders<'_>, body: &Body<'_>) -> Result<Era, Reply> {
     if modern_header(h) {
         return Ok(Era::Modern);
     }
-    let header = h.protocol_version.map(str::trim);
+    let header = h.protocol_version.map(str::trim_ascii);
     if body.messages.first().is_some_and(claims_modern) {
         return Ok(Era::Modern);
     }
@@ -136,8 +136,10 @@ pub fn classify(h: &RequestHeaders<'_>, body: &Body<'_>) -> Result<Era, Reply> {
 /// True when `MCP-Protocol-Version` names a modern revision: the request is modern whatever its
 /// body (a single message; a batch is refused by the modern path).
 pub fn modern_header(h: &RequestHeaders<'_>) -> bool {
-    h.protocol_version
-        .is_some_and(|v| v.trim().parse::<ModernVersion>().is_ok())
+    h.protocol_version.is_some_and(|v| {
+        // What clients send, compared whole before anything is trimmed.
+        v == ModernVersion::V2026_07_28.as_str() || v.trim_ascii().parse::<ModernVersion>().is_ok()
+    })
 }
 
 /// True when a request's or notification's `params._meta` carries the protocol version key. A
@@ -148,10 +150,16 @@ fn claims_modern(m: &Message<'_>) -> bool {
         Message::Response { .. } => None,
     };
     let Some(params) = params else { return false };
-    // A searcher built once: `str::contains` builds one per call, a tenth of a legacy request.
+    // Legacy requests pay for this on every call: first the cheapest test that can rule a claim
+    // out (no `_meta"` after any `_`), then a searcher built once (`str::contains` builds one
+    // per call: a tenth of a legacy request).
+    let bytes = params.get().as_bytes();
+    if !memchr::memchr_iter(b'_', bytes).any(|i| bytes[i..].starts_with(b"_meta\"")) {
+        return false;
+    }
     static KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(VERSION_KEY));
-    if KEY.find(params.get().as_bytes()).is_none() {
+    if KEY.find(bytes).is_none() {
         return false;
     }
     #[derive(Deserialize)]
