@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use super::driver::push;
 use super::jsonrpc;
+use super::sse::push;
 use crate::catalog::ListKind;
 use crate::session::SessionTable;
 

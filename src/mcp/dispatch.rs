@@ -13,9 +13,9 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::driver::{self, PreparedCall};
-use super::endpoint::Shared;
 use super::era::Era;
 use super::jsonrpc::{self, ErrorCode, Message, RequestId, RpcError};
+use super::shared::Shared;
 use super::transport::Reply;
 use super::work::Work;
 use crate::catalog::{

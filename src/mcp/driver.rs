@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::bus::Change;
-use super::endpoint::Shared;
 use super::jsonrpc::{self, ErrorCode, RequestId};
-use super::sse;
+use super::shared::Shared;
+use super::sse::{self, push};
 use super::transport::Reply;
 use super::work::{Answer, Work};
 use crate::catalog::{Emit, EmitReceiver, Emits, LogLevel, ToolResult};
@@ -424,12 +424,6 @@ fn number(x: f64) -> Value {
     } else {
         json!(x)
     }
-}
-
-/// Appends one JSON-RPC message to a stream as an SSE event.
-pub(crate) fn push(log: &EventLog, message: &[u8]) {
-    let id = log.id();
-    log.push(|seq| sse::event(id, seq, message));
 }
 
 #[cfg(test)]

@@ -6,9 +6,8 @@
 //! `MCP-Protocol-Version` header (400), and finally dispatch.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -18,14 +17,14 @@ use super::era::{self, Era};
 use super::greeting::Greetings;
 use super::jsonrpc::{self, ErrorCode, Message, RpcError};
 use super::modern::{self, Modern, StateKeys};
-use super::sse::{self, Follow};
+use super::shared::{Limits, Shared};
+use super::sse;
 use super::transport::{self, OriginPolicy, Reply, RequestHeaders};
-use crate::catalog::{CallInfo, Catalog};
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::session::registry::MissPolicy;
 use crate::session::{
-    Entered, OwnerTag, ProtocolVersion, ReaderGuard, Resolved, Session, SessionId, SessionParams,
-    SessionTable,
+    Entered, OwnerTag, ProtocolVersion, Resolved, Session, SessionId, SessionParams, SessionTable,
 };
 
 /// HTTP methods, as far as the endpoint cares.
@@ -35,86 +34,6 @@ pub enum HttpMethod {
     Get,
     Delete,
     Other,
-}
-
-/// Limits applied to sessions and streams.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub keep_alive: Duration,
-    pub sse_retry: Duration,
-    pub replay_events: usize,
-    pub max_in_flight: usize,
-    pub request_timeout: Duration,
-    /// Serve a misrouted request through its live owner (`cluster.forward_misroutes`).
-    pub forward_misroutes: bool,
-    /// Continue a session whose owner is gone (`cluster.adopt_orphans`).
-    pub adopt_orphans: bool,
-    /// Required on forwarded requests when set (`cluster.peer_secret`).
-    pub peer_secret: Option<String>,
-}
-
-/// State shared by every request.
-pub(crate) struct Shared {
-    pub table: Arc<SessionTable>,
-    pub catalog: Catalog,
-    pub node: Arc<str>,
-    /// This node's tag in the session ids it mints.
-    pub owner: OwnerTag,
-    pub started: Instant,
-    pub limits: Limits,
-    pub policy: OriginPolicy,
-    /// Cancelled when the server starts draining: new sessions are refused (503).
-    pub draining: CancellationToken,
-    /// Cancelled when open streams must end: each gets a jittered `retry:` first.
-    pub closing: CancellationToken,
-    /// What `initialize` answers, encoded once.
-    pub greetings: Greetings,
-    /// Resource and list changes, to the listeners of both eras.
-    pub bus: Bus,
-    /// The 2026-07-28 protocol's own state.
-    pub modern: Modern,
-    /// Cancelled when the drain's `shutdown.request_grace` is over: modern calls still running
-    /// are stopped and answered so (sessions' calls are stopped by the session table).
-    pub stop_requests: CancellationToken,
-}
-
-impl Shared {
-    /// What a tool learns about its caller.
-    pub fn call_info(&self, session: &Session) -> CallInfo {
-        CallInfo {
-            node: Arc::clone(&self.node),
-            session_id: Some(Arc::clone(session.id_text())),
-            protocol_version: session.params().protocol.as_str(),
-            client_name: Arc::clone(&session.params().client_name),
-            started: self.started,
-        }
-    }
-
-    /// An SSE reply reading `reader`, sending `first` before anything else. A GET's stream
-    /// (`carries_answers` false) ends when the node drains; a POST's ends when its answers are
-    /// sent.
-    pub fn sse_reply(
-        &self,
-        session: &Arc<Session>,
-        reader: ReaderGuard,
-        first: Option<Bytes>,
-        linger: bool,
-        carries_answers: bool,
-    ) -> Reply {
-        let stream = sse::follow(
-            reader,
-            first,
-            Follow {
-                keep_alive: self.limits.keep_alive,
-                retry: self.limits.sse_retry,
-                shutdown: (!carries_answers).then(|| self.closing.clone()),
-                session_closed: session.cancel_token().clone(),
-                busy: session.hold(),
-                linger,
-            },
-        );
-        Reply::sse(Box::pin(stream))
-    }
 }
 
 /// The MCP endpoint of one node.

@@ -11,6 +11,7 @@
 //!   choosing JSON or SSE;
 //! - `modern`: the 2026-07-28 protocol, which never touches the session layer;
 //! - `work`: a running tool or interactive prompt, as both drivers run it;
+//! - `shared`: what every request of a node shares (table, catalog, limits, bus, tokens);
 //! - [`bus`]: resource and list changes, delivered to the listeners of both eras.
 //!
 //! The catalog serves both eras without knowing which: a tool asks the client through its
@@ -24,10 +25,12 @@ pub mod era;
 mod greeting;
 pub mod jsonrpc;
 mod modern;
+mod shared;
 pub mod sse;
 pub mod transport;
 mod work;
 
-pub use endpoint::{Endpoint, HttpMethod, Limits};
+pub use endpoint::{Endpoint, HttpMethod};
 pub use era::Era;
 pub use modern::state::{random_secret, StateKeys};
+pub use shared::Limits;

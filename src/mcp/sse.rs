@@ -35,6 +35,12 @@ pub fn data(json: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
+/// Appends one JSON-RPC message to a session's stream as an event (numbered by the stream).
+pub fn push(log: &crate::session::EventLog, message: &[u8]) {
+    let id = log.id();
+    log.push(|seq| event(id, seq, message));
+}
+
 /// The priming event (SEP-1699): an id and an empty `data`, with the reconnect delay, so the
 /// client can resume this stream even if the connection drops before the first message.
 pub fn priming(stream: StreamId, seq: u64, retry: Duration) -> Bytes {

@@ -20,9 +20,9 @@ use super::envelope::{Params, Refusal};
 use super::refused;
 use crate::catalog::ListKind;
 use crate::mcp::bus::Change;
-use crate::mcp::endpoint::Shared;
 use crate::mcp::era::Era;
 use crate::mcp::jsonrpc::{self, ErrorCode, RequestId, RpcError};
+use crate::mcp::shared::Shared;
 use crate::mcp::sse;
 use crate::mcp::transport::{Reply, RequestHeaders};
 

@@ -32,9 +32,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use super::endpoint::Shared;
 use super::era::Era;
 use super::jsonrpc::{self, ErrorCode, Message, RequestId, RpcError};
+use super::shared::Shared;
 use super::transport::{Reply, RequestHeaders};
 use crate::catalog::Catalog;
 use envelope::{Envelope, ParamHeader, Params, Refusal};

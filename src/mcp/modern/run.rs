@@ -25,9 +25,9 @@ use crate::catalog::{
     Asking, Call, CallInfo, Emit, EmitReceiver, Emits, Inputs, LogLevel, ToolResult,
 };
 use crate::mcp::bus::Change;
-use crate::mcp::endpoint::Shared;
 use crate::mcp::era::Era;
 use crate::mcp::jsonrpc::{self, ErrorCode, RequestId, RpcError};
+use crate::mcp::shared::Shared;
 use crate::mcp::transport::{Reply, RequestHeaders};
 use crate::mcp::work::{Answer, Work};
 use crate::mcp::{driver, sse};
