@@ -8,7 +8,8 @@
 //!
 //! - [`envelope`]: `_meta` and the routing headers, checked in order;
 //! - [`results`]: `resultType`, `serverInfo` and caching hints on every result;
-//! - [`run`]: `tools/call` and interactive `prompts/get`, with progress, logs and MRTR rounds;
+//! - [`call`]: what a `tools/call` or `prompts/get` names and brings, checked;
+//! - [`run`]: running it, with progress, logs and MRTR rounds;
 //! - [`listen`]: the `subscriptions/listen` streams;
 //! - [`state`]: sealing `requestState`.
 //!
@@ -17,6 +18,7 @@
 //! request that was dispatched (an unknown tool, a resource not found) are 200, as in the
 //! legacy era.
 
+mod call;
 mod envelope;
 mod listen;
 pub(crate) mod results;
@@ -165,7 +167,7 @@ pub(crate) async fn post_call(
         Err(r) => return Some(refused(&w.id, r)),
     };
     crate::telemetry::metrics().rpc(Era::Modern, &w.method);
-    Some(run::call(shared, h, w.id, env, w.params).await)
+    Some(call::call(shared, h, w.id, env, w.params).await)
 }
 
 async fn dispatch(
@@ -179,8 +181,8 @@ async fn dispatch(
 ) -> Reply {
     let m = &shared.modern;
     match method {
-        "tools/call" => run::call(shared, h, id, env, p).await,
-        "prompts/get" => run::prompt(shared, h, id, env, p).await,
+        "tools/call" => call::call(shared, h, id, env, p).await,
+        "prompts/get" => call::prompt(shared, h, id, env, p).await,
         "server/discover" => answer(&id, &m.discover),
         "tools/list" => list(&id, &p, &m.stamps.tools_list),
         "prompts/list" => list(&id, &p, &m.stamps.prompts_list),
@@ -238,7 +240,7 @@ fn read(
     if let Err(r) = envelope::check_name(h, uri) {
         return refused(id, r);
     }
-    match shared.catalog.read_resource(uri, &run::info(shared, env)) {
+    match shared.catalog.read_resource(uri, &call::info(shared, env)) {
         Ok(contents) => answer(
             id,
             shared

@@ -1,5 +1,5 @@
 //! Running a 2026-07-28 `tools/call` (or a `prompts/get` whose prompt asks the client
-//! something) and answering it.
+//! something, see `call` for what comes before) and answering it.
 //!
 //! The call runs inside the request: its future belongs to the reply, so a client that closes
 //! the connection drops it, and that is the cancellation the spec asks for (nothing more is sent
@@ -18,190 +18,16 @@ use futures_util::stream;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::envelope::{self, Envelope, Params, Refusal};
-use super::state::{Binding, MAX_STATE_LEN};
-use super::{arguments, refused};
-use crate::catalog::{
-    Asking, Call, CallInfo, Emit, EmitReceiver, Emits, Inputs, LogLevel, ToolResult,
-};
+use super::envelope::Envelope;
+use super::state::Binding;
+use crate::catalog::{Emit, EmitReceiver, Emits, Inputs, LogLevel, ToolResult};
 use crate::mcp::bus::Change;
 use crate::mcp::era::Era;
 use crate::mcp::jsonrpc::{self, ErrorCode, RequestId, RpcError};
 use crate::mcp::shared::Shared;
-use crate::mcp::transport::{Reply, RequestHeaders};
+use crate::mcp::transport::Reply;
 use crate::mcp::work::{Answer, Work};
 use crate::mcp::{driver, sse};
-
-/// What a caller learns about itself in the modern era (no session).
-pub(super) fn info(shared: &Shared, env: &Envelope) -> CallInfo {
-    CallInfo {
-        node: Arc::clone(&shared.node),
-        session_id: None,
-        protocol_version: env.version.as_str(),
-        client_name: Arc::clone(&env.client_name),
-        started: shared.started,
-    }
-}
-
-/// What a `tools/call` or `prompts/get` names and brings, checked: the name (against
-/// `Mcp-Name`), the arguments, the state binding and the answers.
-struct Target<'p> {
-    name: &'p str,
-    args: Map<String, Value>,
-    binding: Binding,
-}
-
-impl<'p> Target<'p> {
-    fn read(
-        method: &'static str,
-        h: &RequestHeaders<'_>,
-        id: &RequestId,
-        p: &'p Params<'_>,
-    ) -> Result<Target<'p>, Reply> {
-        let name = p
-            .name
-            .as_deref()
-            .ok_or_else(|| refused(id, invalid_params("Invalid params: name is required")))?;
-        envelope::check_name(h, name).map_err(|r| refused(id, r))?;
-        let args = arguments(p.arguments).map_err(|r| refused(id, r))?;
-        let binding = Binding::new(method, name, p.arguments.map(|a| a.get()));
-        Ok(Target {
-            name,
-            args,
-            binding,
-        })
-    }
-}
-
-/// A `tools/call`.
-pub(super) async fn call(
-    shared: &Arc<Shared>,
-    h: &RequestHeaders<'_>,
-    id: RequestId,
-    env: Envelope,
-    p: Params<'_>,
-) -> Reply {
-    let t = match Target::read("tools/call", h, &id, &p) {
-        Ok(t) => t,
-        Err(reply) => return reply,
-    };
-    let tool = match shared.catalog.tool(t.name) {
-        Ok(tool) => tool,
-        Err(e) => return rpc_error(200, &id, ErrorCode::INVALID_PARAMS, e.to_string()),
-    };
-    if let Some(annotated) = shared.modern.param_headers.get(tool.name) {
-        if let Err(r) = envelope::check_params(h, annotated, &t.args) {
-            return refused(&id, r);
-        }
-    }
-    let inputs = match inputs(shared, &p, &t.binding) {
-        Ok(i) => i,
-        Err(r) => return refused(&id, r),
-    };
-    let (call, emits, token) = handle(shared, &env, &inputs);
-    let fut = (tool.handler)(call, t.args);
-    let fut = Work::Tool(fut);
-    Run::new(shared, id, &env, fut, emits, inputs, t.binding, token)
-        .reply()
-        .await
-}
-
-/// A `prompts/get`: answered at once, unless the prompt asks the client something.
-pub(super) async fn prompt(
-    shared: &Arc<Shared>,
-    h: &RequestHeaders<'_>,
-    id: RequestId,
-    env: Envelope,
-    p: Params<'_>,
-) -> Reply {
-    let t = match Target::read("prompts/get", h, &id, &p) {
-        Ok(t) => t,
-        Err(reply) => return reply,
-    };
-    let Some(ask) = shared.catalog.interactive_prompt(t.name) else {
-        return match shared.catalog.get_prompt(t.name, &t.args) {
-            Ok(result) => Reply::json(jsonrpc::response(
-                &id,
-                shared.modern.stamps.complete(result),
-            )),
-            Err(e) => rpc_error(200, &id, ErrorCode::INVALID_PARAMS, e.to_string()),
-        };
-    };
-    let inputs = match inputs(shared, &p, &t.binding) {
-        Ok(i) => i,
-        Err(r) => return refused(&id, r),
-    };
-    let (call, emits, token) = handle(shared, &env, &inputs);
-    let fut = ask(call, t.args);
-    let fut = Work::Prompt(fut);
-    Run::new(shared, id, &env, fut, emits, inputs, t.binding, token)
-        .reply()
-        .await
-}
-
-fn invalid_params(message: &str) -> Refusal {
-    (400, RpcError::new(ErrorCode::INVALID_PARAMS, message))
-}
-
-fn rpc_error(status: u16, id: &RequestId, code: ErrorCode, message: String) -> Reply {
-    Reply::rpc_error_to(status, id, &RpcError::new(code, message))
-}
-
-/// The call handle of a modern request: capabilities from its envelope, questions answered from
-/// `inputs`.
-fn handle(
-    shared: &Shared,
-    env: &Envelope,
-    inputs: &Arc<Inputs>,
-) -> (Call, Arc<Emits>, CancellationToken) {
-    let emits = Emits::new();
-    let token = CancellationToken::new();
-    let call = Call::new(
-        info(shared, env),
-        Arc::clone(&emits),
-        token.clone(),
-        env.progress_token.clone(),
-        |cap| env.has(cap),
-    )
-    .asking(Asking::Replayed(Arc::clone(inputs)));
-    (call, emits, token)
-}
-
-/// The answers a request brings: those sealed in its `requestState` (which must open for this
-/// very request), then its `inputResponses`.
-fn inputs(shared: &Shared, p: &Params<'_>, binding: &Binding) -> Result<Arc<Inputs>, Refusal> {
-    let mut answers = Map::new();
-    if let Some(raw) = p.request_state {
-        if raw.get().len() > MAX_STATE_LEN + 2 {
-            return Err(invalid_params("Invalid params: requestState is too large"));
-        }
-        let Ok(token) = serde_json::from_str::<String>(raw.get()) else {
-            return Err(invalid_params(
-                "Invalid params: requestState must be a string",
-            ));
-        };
-        match shared.modern.keys().open(&token, binding) {
-            Ok(sealed) => answers = sealed,
-            Err(why) => {
-                tracing::info!(era = %Era::Modern, method = %binding.method, target = %binding.target, reason = %why, "requestState refused");
-                return Err((
-                    400,
-                    RpcError::new(ErrorCode::INVALID_PARAMS, "Invalid or expired requestState")
-                        .with_data(json!({"reason": "invalid_request_state"})),
-                ));
-            }
-        }
-    }
-    if let Some(raw) = p.input_responses {
-        let Ok(given) = serde_json::from_str::<Map<String, Value>>(raw.get()) else {
-            return Err(invalid_params(
-                "Invalid params: inputResponses must be an object",
-            ));
-        };
-        answers.extend(given);
-    }
-    Ok(Inputs::new(answers))
-}
 
 /// Polls the call once: its answer, `Blocked` once it waits for answers this round lacks, `None`
 /// while it runs. A panic is the call's outcome, not the connection's.
@@ -233,7 +59,7 @@ enum Step {
     Last(u16, Bytes),
 }
 
-struct Run {
+pub(super) struct Run {
     shared: Arc<Shared>,
     id: RequestId,
     fut: Option<Work>,
@@ -270,7 +96,7 @@ impl Drop for Run {
 
 impl Run {
     #[allow(clippy::too_many_arguments)]
-    fn new(
+    pub(super) fn new(
         shared: &Arc<Shared>,
         id: RequestId,
         env: &Envelope,
@@ -298,7 +124,7 @@ impl Run {
     }
 
     /// Answers the request: JSON when nothing comes before the answer, else an SSE stream.
-    async fn reply(mut self) -> Reply {
+    pub(super) async fn reply(mut self) -> Reply {
         // Most calls finish at their first poll: answered without a timer or a select.
         let inputs = Arc::clone(&self.inputs);
         if let Some(work) = self.fut.as_mut() {

@@ -1,0 +1,192 @@
+//! A 2026-07-28 `tools/call` or `prompts/get`, up to the point where it runs: the name checked
+//! against `Mcp-Name`, the arguments and their `Mcp-Param-*` headers, the answers the request
+//! brings (its sealed `requestState`, its `inputResponses`) and the call handle. [`run`] runs it.
+//!
+//! [`run`]: super::run
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::envelope::{self, Envelope, Params, Refusal};
+use super::run::Run;
+use super::state::{Binding, MAX_STATE_LEN};
+use super::{arguments, refused};
+use crate::catalog::{Asking, Call, CallInfo, Emits, Inputs};
+use crate::mcp::era::Era;
+use crate::mcp::jsonrpc::{self, ErrorCode, RequestId, RpcError};
+use crate::mcp::shared::Shared;
+use crate::mcp::transport::{Reply, RequestHeaders};
+use crate::mcp::work::Work;
+
+/// What a caller learns about itself in the modern era (no session).
+pub(super) fn info(shared: &Shared, env: &Envelope) -> CallInfo {
+    CallInfo {
+        node: Arc::clone(&shared.node),
+        session_id: None,
+        protocol_version: env.version.as_str(),
+        client_name: Arc::clone(&env.client_name),
+        started: shared.started,
+    }
+}
+
+/// What a `tools/call` or `prompts/get` names and brings, checked: the name (against
+/// `Mcp-Name`), the arguments, the state binding and the answers.
+struct Target<'p> {
+    name: &'p str,
+    args: Map<String, Value>,
+    binding: Binding,
+}
+
+impl<'p> Target<'p> {
+    fn read(
+        method: &'static str,
+        h: &RequestHeaders<'_>,
+        id: &RequestId,
+        p: &'p Params<'_>,
+    ) -> Result<Target<'p>, Reply> {
+        let name = p
+            .name
+            .as_deref()
+            .ok_or_else(|| refused(id, invalid_params("Invalid params: name is required")))?;
+        envelope::check_name(h, name).map_err(|r| refused(id, r))?;
+        let args = arguments(p.arguments).map_err(|r| refused(id, r))?;
+        let binding = Binding::new(method, name, p.arguments.map(|a| a.get()));
+        Ok(Target {
+            name,
+            args,
+            binding,
+        })
+    }
+}
+
+/// A `tools/call`.
+pub(super) async fn call(
+    shared: &Arc<Shared>,
+    h: &RequestHeaders<'_>,
+    id: RequestId,
+    env: Envelope,
+    p: Params<'_>,
+) -> Reply {
+    let t = match Target::read("tools/call", h, &id, &p) {
+        Ok(t) => t,
+        Err(reply) => return reply,
+    };
+    let tool = match shared.catalog.tool(t.name) {
+        Ok(tool) => tool,
+        Err(e) => return rpc_error(200, &id, ErrorCode::INVALID_PARAMS, e.to_string()),
+    };
+    if let Some(annotated) = shared.modern.param_headers.get(tool.name) {
+        if let Err(r) = envelope::check_params(h, annotated, &t.args) {
+            return refused(&id, r);
+        }
+    }
+    let inputs = match inputs(shared, &p, &t.binding) {
+        Ok(i) => i,
+        Err(r) => return refused(&id, r),
+    };
+    let (call, emits, token) = handle(shared, &env, &inputs);
+    let fut = (tool.handler)(call, t.args);
+    let fut = Work::Tool(fut);
+    Run::new(shared, id, &env, fut, emits, inputs, t.binding, token)
+        .reply()
+        .await
+}
+
+/// A `prompts/get`: answered at once, unless the prompt asks the client something.
+pub(super) async fn prompt(
+    shared: &Arc<Shared>,
+    h: &RequestHeaders<'_>,
+    id: RequestId,
+    env: Envelope,
+    p: Params<'_>,
+) -> Reply {
+    let t = match Target::read("prompts/get", h, &id, &p) {
+        Ok(t) => t,
+        Err(reply) => return reply,
+    };
+    let Some(ask) = shared.catalog.interactive_prompt(t.name) else {
+        return match shared.catalog.get_prompt(t.name, &t.args) {
+            Ok(result) => Reply::json(jsonrpc::response(
+                &id,
+                shared.modern.stamps.complete(result),
+            )),
+            Err(e) => rpc_error(200, &id, ErrorCode::INVALID_PARAMS, e.to_string()),
+        };
+    };
+    let inputs = match inputs(shared, &p, &t.binding) {
+        Ok(i) => i,
+        Err(r) => return refused(&id, r),
+    };
+    let (call, emits, token) = handle(shared, &env, &inputs);
+    let fut = ask(call, t.args);
+    let fut = Work::Prompt(fut);
+    Run::new(shared, id, &env, fut, emits, inputs, t.binding, token)
+        .reply()
+        .await
+}
+
+fn invalid_params(message: &str) -> Refusal {
+    (400, RpcError::new(ErrorCode::INVALID_PARAMS, message))
+}
+
+fn rpc_error(status: u16, id: &RequestId, code: ErrorCode, message: String) -> Reply {
+    Reply::rpc_error_to(status, id, &RpcError::new(code, message))
+}
+
+/// The call handle of a modern request: capabilities from its envelope, questions answered from
+/// `inputs`.
+fn handle(
+    shared: &Shared,
+    env: &Envelope,
+    inputs: &Arc<Inputs>,
+) -> (Call, Arc<Emits>, CancellationToken) {
+    let emits = Emits::new();
+    let token = CancellationToken::new();
+    let call = Call::new(
+        info(shared, env),
+        Arc::clone(&emits),
+        token.clone(),
+        env.progress_token.clone(),
+        |cap| env.has(cap),
+    )
+    .asking(Asking::Replayed(Arc::clone(inputs)));
+    (call, emits, token)
+}
+
+/// The answers a request brings: those sealed in its `requestState` (which must open for this
+/// very request), then its `inputResponses`.
+fn inputs(shared: &Shared, p: &Params<'_>, binding: &Binding) -> Result<Arc<Inputs>, Refusal> {
+    let mut answers = Map::new();
+    if let Some(raw) = p.request_state {
+        if raw.get().len() > MAX_STATE_LEN + 2 {
+            return Err(invalid_params("Invalid params: requestState is too large"));
+        }
+        let Ok(token) = serde_json::from_str::<String>(raw.get()) else {
+            return Err(invalid_params(
+                "Invalid params: requestState must be a string",
+            ));
+        };
+        match shared.modern.keys().open(&token, binding) {
+            Ok(sealed) => answers = sealed,
+            Err(why) => {
+                tracing::info!(era = %Era::Modern, method = %binding.method, target = %binding.target, reason = %why, "requestState refused");
+                return Err((
+                    400,
+                    RpcError::new(ErrorCode::INVALID_PARAMS, "Invalid or expired requestState")
+                        .with_data(json!({"reason": "invalid_request_state"})),
+                ));
+            }
+        }
+    }
+    if let Some(raw) = p.input_responses {
+        let Ok(given) = serde_json::from_str::<Map<String, Value>>(raw.get()) else {
+            return Err(invalid_params(
+                "Invalid params: inputResponses must be an object",
+            ));
+        };
+        answers.extend(given);
+    }
+    Ok(Inputs::new(answers))
+}
