@@ -183,12 +183,26 @@ async def main(url: str, metrics: list[str], no_cookies: bool) -> int:
 
             async def listen() -> str:
                 async with client.listen(resource_subscriptions=["mcpd://node"]) as sub:
-                    await client.call_tool("touch_resource", {"uri": "mcpd://node"})
-                    with anyio.fail_after(5):
-                        async for ev in sub:
-                            if isinstance(ev, ResourceUpdated):
-                                check(ev.uri == "mcpd://node", "the touched URI", ev.uri)
-                                return f"listen {sub.subscription_id}: updated {ev.uri}"
+                    # Through a cluster the change travels Redis pub/sub, which delivers at most
+                    # once (a node's subscriber may still be joining): touch every 0.5 s until
+                    # the update arrives, 5 s at most.
+                    touches = 0
+
+                    async def touch() -> None:
+                        nonlocal touches
+                        while True:
+                            touches += 1
+                            await client.call_tool("touch_resource", {"uri": "mcpd://node"})
+                            await anyio.sleep(0.5)
+
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(touch)
+                        with anyio.fail_after(5):
+                            async for ev in sub:
+                                if isinstance(ev, ResourceUpdated):
+                                    check(ev.uri == "mcpd://node", "the touched URI", ev.uri)
+                                    tg.cancel_scope.cancel()
+                                    return f"listen {sub.subscription_id}: updated {ev.uri} after {touches} touch(es)"
                 raise StepError("the listen stream ended without the update")
 
             async def cancel() -> str:
