@@ -81,6 +81,14 @@ pub struct Follow {
     pub linger: bool,
 }
 
+/// The keep-alive timer of one SSE connection: first tick one `period` from now (not at once),
+/// and a late tick delays the next rather than bursting.
+pub fn keep_alive_timer(period: Duration) -> tokio::time::Interval {
+    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
 /// Counts an open SSE connection for `/metrics` while it lives.
 #[derive(Debug)]
 pub struct OpenStream;
@@ -130,9 +138,7 @@ pub fn follow(
     first: Option<Bytes>,
     f: Follow,
 ) -> impl Stream<Item = Bytes> + Send + 'static {
-    let start = tokio::time::Instant::now() + f.keep_alive;
-    let mut keep_alive = tokio::time::interval_at(start, f.keep_alive);
-    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let keep_alive = keep_alive_timer(f.keep_alive);
     let state = State {
         reader,
         opts: Arc::new(FollowOpts {

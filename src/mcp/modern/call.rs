@@ -82,16 +82,11 @@ pub(super) async fn call(
             return refused(&id, r);
         }
     }
-    let inputs = match inputs(shared, &p, &t.binding) {
-        Ok(i) => i,
-        Err(r) => return refused(&id, r),
-    };
-    let (call, emits, token) = handle(shared, &env, &inputs);
-    let fut = (tool.handler)(call, t.args);
-    let fut = Work::Tool(fut);
-    Run::new(shared, id, &env, fut, emits, inputs, t.binding, token)
-        .reply()
-        .await
+    let handler = tool.handler;
+    start(shared, id, &env, &p, t, |call, args| {
+        Work::Tool(handler(call, args))
+    })
+    .await
 }
 
 /// A `prompts/get`: answered at once, unless the prompt asks the client something.
@@ -115,14 +110,29 @@ pub(super) async fn prompt(
             Err(e) => rpc_error(200, &id, ErrorCode::INVALID_PARAMS, e.to_string()),
         };
     };
-    let inputs = match inputs(shared, &p, &t.binding) {
+    start(shared, id, &env, &p, t, |call, args| {
+        Work::Prompt(ask(call, args))
+    })
+    .await
+}
+
+/// Starts a call that may ask the client something: the answers the request brings, the call
+/// handle, the work `begin` makes of them, and its [`Run`] to the reply.
+async fn start(
+    shared: &Arc<Shared>,
+    id: RequestId,
+    env: &Envelope,
+    p: &Params<'_>,
+    t: Target<'_>,
+    begin: impl FnOnce(Call, Map<String, Value>) -> Work,
+) -> Reply {
+    let inputs = match inputs(shared, p, &t.binding) {
         Ok(i) => i,
         Err(r) => return refused(&id, r),
     };
-    let (call, emits, token) = handle(shared, &env, &inputs);
-    let fut = ask(call, t.args);
-    let fut = Work::Prompt(fut);
-    Run::new(shared, id, &env, fut, emits, inputs, t.binding, token)
+    let (call, emits, token) = handle(shared, env, &inputs);
+    let work = begin(call, t.args);
+    Run::new(shared, id, env, work, emits, inputs, t.binding, token)
         .reply()
         .await
 }

@@ -146,11 +146,7 @@ pub(super) fn open(
         json!({"notifications": honoured.to_json(), "_meta": { SUBSCRIPTION_KEY: &subscription }}),
     );
     tracing::debug!(era = %Era::Modern, subscription = %subscription, filter = %honoured.to_json(), "listening");
-    let mut keep_alive = tokio::time::interval_at(
-        tokio::time::Instant::now() + shared.limits.keep_alive,
-        shared.limits.keep_alive,
-    );
-    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let keep_alive = sse::keep_alive_timer(shared.limits.keep_alive);
     let state = Listen {
         shared: Arc::clone(shared),
         id,

@@ -141,12 +141,7 @@ impl Run {
                 reply
             }
             Step::Frame(first) => {
-                let mut keep_alive = tokio::time::interval_at(
-                    tokio::time::Instant::now() + self.shared.limits.keep_alive,
-                    self.shared.limits.keep_alive,
-                );
-                keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                self.keep_alive = Some(keep_alive);
+                self.keep_alive = Some(sse::keep_alive_timer(self.shared.limits.keep_alive));
                 let open = sse::OpenStream::new();
                 let frames = stream::unfold(
                     (Some(self), Some(first), open),
