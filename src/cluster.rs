@@ -7,10 +7,9 @@
 //!   generated secret: the first node to start writes it with `SET NX`, every node reads it. It is
 //!   never logged. Until a node has read it (Redis away at start) it seals with its own random key,
 //!   which stays in its ring to open what it sealed meanwhile.
-//! - **Changes.** A change raised on any node is published on one channel; each node has one
-//!   subscriber connection and delivers every message, its own included, to its listeners (the
-//!   [`Bus`](crate::mcp::bus::Bus)). When the subscriber is away, a node delivers its own changes
-//!   itself, so they still reach its listeners.
+//! - **Changes.** A change raised on any node is delivered on that node at once (the
+//!   [`Bus`](crate::mcp::bus::Bus)) and published on one channel; each node has one subscriber
+//!   connection and delivers the other nodes' changes to its listeners.
 //!
 //! Redis being down never fails a request: changes then stay on the node that raised them.
 
@@ -93,8 +92,10 @@ struct Outbox {
 }
 
 impl Relay for Outbox {
-    fn publish(&self, change: &Change) -> bool {
-        self.tx.try_send(change.clone()).is_ok()
+    fn publish(&self, change: &Change) {
+        if self.tx.try_send(change.clone()).is_err() {
+            tracing::warn!("the cluster's change outbox is full; a change stays on this node");
+        }
     }
 }
 
@@ -121,16 +122,15 @@ pub fn start(
     drop(subscriber.connect());
     tasks.spawn(publish(
         client.clone(),
-        subscriber.clone(),
         channel.clone(),
         cfg.node.clone(),
         rx,
-        endpoint.clone(),
         stop.clone(),
     ));
     tasks.spawn(subscribe(
         subscriber,
         channel,
+        cfg.node.clone(),
         endpoint.clone(),
         stop.clone(),
     ));
@@ -140,15 +140,12 @@ pub fn start(
     Ok(tasks)
 }
 
-/// Sends the outbox's changes to the channel. A change that cannot be published, or raised while
-/// this node's subscriber is away, is delivered here.
+/// Sends the outbox's changes (this node's, already delivered here) to the channel.
 async fn publish(
     client: Client,
-    subscriber: SubscriberClient,
     channel: String,
     node: String,
     mut rx: mpsc::Receiver<Change>,
-    endpoint: Endpoint,
     stop: CancellationToken,
 ) {
     loop {
@@ -159,23 +156,21 @@ async fn publish(
                 None => break,
             },
         };
-        let listening = subscriber.is_connected();
         let message = serde_json::to_string(&Wire::of(&node, &change)).unwrap_or_default();
         let sent: Result<i64, _> = client.publish(channel.as_str(), message).await;
         if let Err(e) = &sent {
             tracing::warn!(error = %e, "cannot publish a change to the cluster; delivered on this node only");
         }
-        if sent.is_err() || !listening {
-            endpoint.bus().deliver(change);
-        }
     }
     let _ = client.quit().await;
 }
 
-/// Delivers every change published on the channel, this node's own included.
+/// Delivers the changes the other nodes publish on the channel (this node's own were delivered
+/// when they were raised).
 async fn subscribe(
     subscriber: SubscriberClient,
     channel: String,
+    node: String,
     endpoint: Endpoint,
     stop: CancellationToken,
 ) {
@@ -196,9 +191,9 @@ async fn subscribe(
             m = messages.recv() => match m {
                 Ok(m) => {
                     let wire = m.value.as_str().and_then(|s| serde_json::from_str::<Wire>(&s).ok());
-                    match wire.and_then(Wire::change) {
-                        Some(change) => endpoint.bus().deliver(change),
-                        None => tracing::debug!(channel = %m.channel, "ignored a message that is no change"),
+                    let theirs = wire.filter(|w| w.n != node);
+                    if let Some(change) = theirs.and_then(Wire::change) {
+                        endpoint.bus().deliver(change);
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {

@@ -3,9 +3,9 @@
 //! their GET stream) and 2026-07-28 `subscriptions/listen` streams whose filter asked for it.
 //!
 //! Within a node a change goes to the session table and a broadcast channel the listen streams
-//! read. Across the cluster it goes through a [`Relay`] (Redis pub/sub, see
-//! `session::registry::changes`): published once, delivered here by the node's one subscriber —
-//! including the changes this node published, so that every node delivers in one way.
+//! read. A change raised here is delivered here at once, in order with everything else this node
+//! sends; the other nodes get it through a [`Relay`] (Redis pub/sub, see `crate::cluster`), whose
+//! subscriber on each node skips the changes that node raised itself.
 
 use std::sync::Arc;
 
@@ -30,9 +30,9 @@ pub enum Change {
 
 /// Where changes go beyond this node.
 pub trait Relay: Send + Sync {
-    /// Hands `change` to the cluster; it comes back through [`Bus::deliver`] on every node. False
-    /// when it could not be sent (the caller then delivers it on this node only).
-    fn publish(&self, change: &Change) -> bool;
+    /// Hands `change` to the other nodes (each delivers it through [`Bus::deliver`]); best
+    /// effort: a change that cannot be sent stays on this node.
+    fn publish(&self, change: &Change);
 }
 
 /// The node's change bus.
@@ -59,10 +59,10 @@ impl Bus {
 
     /// Raises `change` everywhere it can reach.
     pub fn publish(&self, change: Change) {
-        let relayed = self.relay.get().is_some_and(|r| r.publish(&change));
-        if !relayed {
-            self.deliver(change);
+        if let Some(relay) = self.relay.get() {
+            relay.publish(&change);
         }
+        self.deliver(change);
     }
 
     /// Delivers `change` to this node's listeners.
