@@ -129,7 +129,7 @@ impl Forwarder {
                                 "Bad Gateway: the answer of node {} (which holds this session) broke off; the request may have run there",
                                 to.node
                             ),
-                        )),
+                        ), HeaderMap::new()),
                         false,
                     ));
                 }
@@ -141,7 +141,7 @@ impl Forwarder {
                     "cannot forward to the session's owner; answering 404"
                 );
                 Ok((
-                    super::routes::into_response(Reply::session_not_found()),
+                    super::routes::into_response(Reply::session_not_found(), HeaderMap::new()),
                     false,
                 ))
             }

@@ -162,7 +162,7 @@ impl Router {
     #[allow(clippy::manual_async_fn)]
     fn mcp(
         &self,
-        parts: http::request::Parts,
+        mut parts: http::request::Parts,
         incoming: Incoming,
     ) -> impl Future<Output = Response<Body>> + Send + '_ {
         async move {
@@ -179,16 +179,19 @@ impl Router {
                 &mut params,
             ) {
                 Ok(h) => h,
-                Err(reply) => return into_response(reply),
+                Err(reply) => return respond(reply, &mut parts.headers),
             };
             headers.params = &params;
             if let Err(reply) = self.endpoint.precheck(method, &headers) {
-                return into_response(reply);
+                return respond(reply, &mut parts.headers);
             }
             let body = match method {
                 HttpMethod::Post => match self.read_body(&parts.headers, incoming).await {
                     Ok(body) => body,
-                    Err(reply) => return self.finish(method, &parts, &headers, reply),
+                    Err(reply) => {
+                        self.finish(method, &parts.method, &headers, &reply);
+                        return respond(reply, &mut parts.headers);
+                    }
                 },
                 _ => Bytes::new(),
             };
@@ -203,7 +206,10 @@ impl Router {
                 };
                 match reply.forward.take() {
                     Some(to) => to,
-                    None => return self.finish(method, &parts, &headers, reply),
+                    None => {
+                        self.finish(method, &parts.method, &headers, &reply);
+                        return respond(reply, &mut parts.headers);
+                    }
                 }
             };
             // Boxed, as is the miss path below the endpoint: a hyper client future is KiBs, and
@@ -216,19 +222,22 @@ impl Router {
                 .until(relayed, || Relayed::Reply(self.shut_down_unanswered()));
             match Box::pin(relayed).await {
                 Relayed::Response(response) => response,
-                Relayed::Reply(reply) => self.finish(method, &parts, &headers, reply),
+                Relayed::Reply(reply) => {
+                    self.finish(method, &parts.method, &headers, &reply);
+                    into_response(reply, HeaderMap::new())
+                }
             }
         }
     }
 
-    /// Counts and logs a reply the endpoint made here, and turns it into the response.
+    /// Counts and logs a reply the endpoint made here.
     fn finish(
         &self,
         method: HttpMethod,
-        parts: &http::request::Parts,
+        http_method: &Method,
         headers: &RequestHeaders<'_>,
-        reply: Reply,
-    ) -> Response<Body> {
+        reply: &Reply,
+    ) {
         let method_label = match method {
             HttpMethod::Post => "POST",
             HttpMethod::Get => "GET",
@@ -238,12 +247,11 @@ impl Router {
         crate::telemetry::metrics().request(method_label, reply.status);
         tracing::debug!(
             node = %self.node,
-            method = %parts.method,
+            method = %http_method,
             session_id = headers.session_id.unwrap_or(""),
             status = reply.status,
             "mcp request"
         );
-        into_response(reply)
     }
 
     /// Relays a request the endpoint says belongs to another node. A node that refuses the
@@ -439,32 +447,37 @@ fn read_headers<'a>(
     Ok(r)
 }
 
-pub(super) fn into_response(reply: Reply) -> Response<Body> {
+/// The response to `reply`, its headers written into the request's own header map.
+///
+/// Why: hyper parses the next request on a connection into the map of the response before it,
+/// so a response map sized by the request keeps both without an allocation; a fresh, small one
+/// had to grow (past glibc's thread cache, at 2026-07-28's eight headers) on every request.
+fn respond(reply: Reply, request: &mut HeaderMap) -> Response<Body> {
+    let mut map = std::mem::take(request);
+    map.clear();
+    into_response(reply, map)
+}
+
+/// The response to `reply`, its headers added to `map` (which is expected to be empty).
+pub(super) fn into_response(reply: Reply, map: HeaderMap) -> Response<Body> {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = match reply.body {
-        ReplyBody::Empty => Response::new(Body::Empty),
-        ReplyBody::Json(bytes) => {
-            let mut r = Response::new(Body::full(bytes));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            r
-        }
-        ReplyBody::Sse(stream) => {
-            let mut r = Response::new(Body::Stream(stream));
-            let h = r.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-            r
-        }
+    let (body, content_type) = match reply.body {
+        ReplyBody::Empty => (Body::Empty, None),
+        ReplyBody::Json(bytes) => (Body::full(bytes), Some("application/json")),
+        ReplyBody::Sse(stream) => (Body::Stream(stream), Some("text/event-stream")),
     };
+    let streams = matches!(body, Body::Stream(_));
+    let mut response = Response::new(body);
+    *response.headers_mut() = map;
     *response.status_mut() = status;
     let h = response.headers_mut();
+    if let Some(t) = content_type {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(t));
+    }
+    if streams {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    }
     if let Some(id) = reply.session_id {
         if let Ok(v) = HeaderValue::from_str(id.text().as_str()) {
             h.insert(names::SESSION_ID, v);

@@ -5,9 +5,11 @@
 //! the [`driver`](super::driver), which picks a JSON or SSE reply.
 
 use std::borrow::Cow;
+use std::future::{ready, Future};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
@@ -24,12 +26,16 @@ use crate::catalog::{
 use crate::session::Session;
 
 /// Handles the messages of one POST.
-pub(crate) async fn post(
-    shared: &Arc<Shared>,
-    session: &Arc<Session>,
+///
+/// The messages are read and the calls set up before the returned future exists; it is the
+/// [`driver`]'s, or a ready reply. (An `async fn` would keep this loop's vectors in the request's
+/// future beside the driver's own.)
+pub(crate) fn post<'a>(
+    shared: &'a Arc<Shared>,
+    session: &'a Arc<Session>,
     messages: Vec<Message<'_>>,
     batch: bool,
-) -> Reply {
+) -> impl Future<Output = Reply> + Send + 'a {
     let mut replies: Vec<Bytes> = Vec::new();
     let mut calls: Vec<PreparedCall> = Vec::new();
     let mut emits: Option<Arc<Emits>> = None;
@@ -62,13 +68,13 @@ pub(crate) async fn post(
         }
     }
     if !has_requests {
-        return Reply::accepted();
+        return Either::Right(ready(Reply::accepted()));
     }
     match emits {
         Some(emits) if !calls.is_empty() => {
-            driver::run(shared, session, calls, replies, batch, emits).await
+            Either::Left(driver::run(shared, session, calls, replies, batch, emits))
         }
-        _ => Reply::json(jsonrpc::reply_body(replies, batch)),
+        _ => Either::Right(ready(Reply::json(jsonrpc::reply_body(replies, batch)))),
     }
 }
 

@@ -7,7 +7,7 @@
 //! the reply into an SSE stream (a new stream of the session, primed for 2025-11-25 clients);
 //! everything else of the POST, results included, then travels on it.
 
-use std::future::{poll_fn, Future as _};
+use std::future::{poll_fn, Future};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -55,71 +55,77 @@ enum Mode {
 /// When every call is then finished and none sent anything, the reply is plain JSON and no task,
 /// channel or timer was spent on it. Otherwise the calls move to a driver task owned by the
 /// session, which starts by sending what the finished ones emitted and their results.
-pub(crate) async fn run(
-    shared: &Arc<Shared>,
-    session: &Arc<Session>,
+///
+/// Not an `async fn`, which would hold its arguments twice in every legacy call's future.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn run<'a>(
+    shared: &'a Arc<Shared>,
+    session: &'a Arc<Session>,
     calls: Vec<PreparedCall>,
-    mut done: Vec<Bytes>,
+    done: Vec<Bytes>,
     batch: bool,
     emits: Arc<Emits>,
-) -> Reply {
-    let mut finished = Vec::with_capacity(calls.len());
-    let mut running = Vec::new();
-    for mut call in calls {
-        match poll_fn(|cx| Poll::Ready(poll_once(&mut call, cx))).await {
-            Some(outcome) => finished.push(Ended {
-                prompt: call.fut.is_prompt(),
-                id: call.id,
-                outcome,
-            }),
-            None => running.push(call),
+) -> impl Future<Output = Reply> + Send + 'a {
+    let mut done = done;
+    async move {
+        let mut finished = Vec::with_capacity(calls.len());
+        let mut running = Vec::new();
+        for mut call in calls {
+            match poll_fn(|cx| Poll::Ready(poll_once(&mut call, cx))).await {
+                Some(outcome) => finished.push(Ended {
+                    prompt: call.fut.is_prompt(),
+                    id: call.id,
+                    outcome,
+                }),
+                None => running.push(call),
+            }
         }
-    }
-    if running.is_empty() && !emits.opened() {
-        done.extend(
-            finished
-                .into_iter()
-                .filter_map(|ended| answer(shared, session, ended)),
+        if running.is_empty() && !emits.opened() {
+            done.extend(
+                finished
+                    .into_iter()
+                    .filter_map(|ended| answer(shared, session, ended)),
+            );
+            if session.is_closed() {
+                return closed_under(session);
+            }
+            return Reply::json(jsonrpc::reply_body(done, batch));
+        }
+        // The calls still running may send from here on: the driver reads the channel, and only the
+        // calls hold it open (so it closes when the last one ends).
+        let emits = {
+            let rx = emits.receiver();
+            drop(emits);
+            rx
+        };
+        let (mode_tx, mode_rx) = oneshot::channel();
+        let span = tracing::debug_span!("tools/call", session_id = %session.id(), calls = running.len() + finished.len());
+        let driver = Driver {
+            shared: Arc::clone(shared),
+            session: Arc::clone(session),
+            stream: None,
+            mode: Some(mode_tx),
+            done,
+        };
+        let busy = session.hold();
+        session.tasks().spawn(
+            async move {
+                let _busy = busy;
+                driver.drive(running, finished, batch, emits).await;
+            }
+            .instrument(span),
         );
-        if session.is_closed() {
-            return closed_under(session);
+        match mode_rx.await {
+            Ok(Mode::Json(body)) => Reply::json(body),
+            Ok(Mode::Sse(reader)) => shared.sse_reply(session, reader, None, false, true),
+            // The driver ended without answering: the session was closed under it.
+            Err(_) if session.is_closed() => closed_under(session),
+            Err(_) => Reply::error(
+                500,
+                ErrorCode::INTERNAL_ERROR,
+                "Internal error: the request was lost",
+            ),
         }
-        return Reply::json(jsonrpc::reply_body(done, batch));
-    }
-    // The calls still running may send from here on: the driver reads the channel, and only the
-    // calls hold it open (so it closes when the last one ends).
-    let emits = {
-        let rx = emits.receiver();
-        drop(emits);
-        rx
-    };
-    let (mode_tx, mode_rx) = oneshot::channel();
-    let span = tracing::debug_span!("tools/call", session_id = %session.id(), calls = running.len() + finished.len());
-    let driver = Driver {
-        shared: Arc::clone(shared),
-        session: Arc::clone(session),
-        stream: None,
-        mode: Some(mode_tx),
-        done,
-    };
-    let busy = session.hold();
-    session.tasks().spawn(
-        async move {
-            let _busy = busy;
-            driver.drive(running, finished, batch, emits).await;
-        }
-        .instrument(span),
-    );
-    match mode_rx.await {
-        Ok(Mode::Json(body)) => Reply::json(body),
-        Ok(Mode::Sse(reader)) => shared.sse_reply(session, reader, None, false, true),
-        // The driver ended without answering: the session was closed under it.
-        Err(_) if session.is_closed() => closed_under(session),
-        Err(_) => Reply::error(
-            500,
-            ErrorCode::INTERNAL_ERROR,
-            "Internal error: the request was lost",
-        ),
     }
 }
 

@@ -146,9 +146,20 @@ impl<'de> Deserialize<'de> for WireId {
     }
 }
 
+/// `deserialize_with` for an `Option<Cow<str>>` field, borrowing from the input unless the
+/// string has escapes. Why: serde's derive borrows a `Cow<str>` field marked `borrow`, but not
+/// one inside an `Option`, which then allocated on every request.
+pub(crate) fn borrowed_str<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'de>>::deserialize(d)?.map(|b| b.0))
+}
+
 #[derive(Deserialize)]
 struct Wire<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
     jsonrpc: Option<Cow<'a, str>>,
     #[serde(default)]
     id: WireId,
@@ -329,11 +340,16 @@ pub fn request<P: Serialize>(id: i64, method: &str, params: P) -> Bytes {
 }
 
 fn encode<T: Serialize>(value: &T) -> Bytes {
+    // 256 bytes: a typical answer (a 2026-07-28 one carries `serverInfo`, ~200 bytes) is written
+    // without growing the buffer; serde_json's own 128 had to be copied once per such answer.
+    let mut out = Vec::with_capacity(256);
     // Our envelopes hold strings, numbers, `Value`s and raw JSON: serialization cannot fail.
-    Bytes::from(serde_json::to_vec(value).unwrap_or_else(|e| {
-        format!(r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":-32603,"message":"cannot encode reply: {e}"}}}}"#)
-            .into_bytes()
-    }))
+    match serde_json::to_writer(&mut out, value) {
+        Ok(()) => Bytes::from(out),
+        Err(e) => Bytes::from(format!(
+            r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":-32603,"message":"cannot encode reply: {e}"}}}}"#
+        )),
+    }
 }
 
 /// The JSON body answering a POST's requests: the array of their responses for a batch, else its

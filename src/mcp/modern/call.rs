@@ -2,6 +2,9 @@
 //! against `Mcp-Name`, the arguments and their `Mcp-Param-*` headers, the answers the request
 //! brings (its sealed `requestState`, its `inputResponses`) and the call handle. [`run`] runs it.
 //!
+//! All of it is synchronous: a request's future holds only the [`Run`] it awaits, not this
+//! setup's locals.
+//!
 //! [`run`]: super::run
 
 use std::sync::Arc;
@@ -61,80 +64,83 @@ impl<'p> Target<'p> {
     }
 }
 
+/// A call set up to run, or the answer made without running anything (a refusal, or a prompt
+/// that asks nothing).
+pub(super) type Started = Result<Run, Reply>;
+
 /// A `tools/call`.
-pub(super) async fn call(
+pub(super) fn call(
     shared: &Arc<Shared>,
     h: &RequestHeaders<'_>,
     id: RequestId,
     env: Envelope,
     p: Params<'_>,
-) -> Reply {
-    let t = match Target::read("tools/call", h, &id, &p) {
-        Ok(t) => t,
-        Err(reply) => return reply,
-    };
+) -> Started {
+    let t = Target::read("tools/call", h, &id, &p)?;
     let tool = match shared.catalog.tool(t.name) {
         Ok(tool) => tool,
-        Err(e) => return rpc_error(200, &id, ErrorCode::INVALID_PARAMS, e.to_string()),
+        Err(e) => {
+            return Err(rpc_error(
+                200,
+                &id,
+                ErrorCode::INVALID_PARAMS,
+                e.to_string(),
+            ))
+        }
     };
     if let Some(annotated) = shared.modern.param_headers.get(tool.name) {
         if let Err(r) = envelope::check_params(h, annotated, &t.args) {
-            return refused(&id, r);
+            return Err(refused(&id, r));
         }
     }
     let handler = tool.handler;
     start(shared, id, &env, &p, t, |call, args| {
         Work::Tool(handler(call, args))
     })
-    .await
 }
 
 /// A `prompts/get`: answered at once, unless the prompt asks the client something.
-pub(super) async fn prompt(
+pub(super) fn prompt(
     shared: &Arc<Shared>,
     h: &RequestHeaders<'_>,
     id: RequestId,
     env: Envelope,
     p: Params<'_>,
-) -> Reply {
-    let t = match Target::read("prompts/get", h, &id, &p) {
-        Ok(t) => t,
-        Err(reply) => return reply,
-    };
+) -> Started {
+    let t = Target::read("prompts/get", h, &id, &p)?;
     let Some(ask) = shared.catalog.interactive_prompt(t.name) else {
-        return match shared.catalog.get_prompt(t.name, &t.args) {
+        return Err(match shared.catalog.get_prompt(t.name, &t.args) {
             Ok(result) => Reply::json(jsonrpc::response(
                 &id,
                 shared.modern.stamps.complete(result),
             )),
             Err(e) => rpc_error(200, &id, ErrorCode::INVALID_PARAMS, e.to_string()),
-        };
+        });
     };
     start(shared, id, &env, &p, t, |call, args| {
         Work::Prompt(ask(call, args))
     })
-    .await
 }
 
-/// Starts a call that may ask the client something: the answers the request brings, the call
-/// handle, the work `begin` makes of them, and its [`Run`] to the reply.
-async fn start(
+/// Sets up a call that may ask the client something: the answers the request brings, the call
+/// handle, and the work `begin` makes of them, in the [`Run`] that answers it.
+fn start(
     shared: &Arc<Shared>,
     id: RequestId,
     env: &Envelope,
     p: &Params<'_>,
     t: Target<'_>,
     begin: impl FnOnce(Call, Map<String, Value>) -> Work,
-) -> Reply {
+) -> Started {
     let inputs = match inputs(shared, p, &t.binding) {
         Ok(i) => i,
-        Err(r) => return refused(&id, r),
+        Err(r) => return Err(refused(&id, r)),
     };
     let (call, emits, token) = handle(shared, env, &inputs);
     let work = begin(call, t.args);
-    Run::new(shared, id, env, work, emits, inputs, t.binding, token)
-        .reply()
-        .await
+    Ok(Run::new(
+        shared, id, env, work, emits, inputs, t.binding, token,
+    ))
 }
 
 fn invalid_params(message: &str) -> Refusal {

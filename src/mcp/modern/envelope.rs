@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 
 use crate::catalog::{ClientCapability, LogLevel};
 use crate::mcp::era::{self, ModernVersion};
-use crate::mcp::jsonrpc::{ErrorCode, RpcError};
+use crate::mcp::jsonrpc::{self, ErrorCode, RpcError};
 use crate::mcp::transport::RequestHeaders;
 
 /// A refused request: the HTTP status and the JSON-RPC error.
@@ -40,9 +40,9 @@ fn invalid(message: impl Into<String>) -> Refusal {
 pub(crate) struct Params<'a> {
     #[serde(rename = "_meta", borrow, default)]
     pub meta: Option<RawMeta<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "jsonrpc::borrowed_str")]
     pub name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "jsonrpc::borrowed_str")]
     pub uri: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub arguments: Option<&'a RawValue>,
@@ -78,13 +78,13 @@ pub(crate) fn object_params<'de, D: serde::Deserializer<'de>>(
 /// whole params invalid (-32602); [`Envelope::check`] checks what is there.
 #[derive(Deserialize, Default)]
 pub(crate) struct RawMeta<'a> {
-    #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, default)]
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, default, deserialize_with = "jsonrpc::borrowed_str")]
     version: Option<Cow<'a, str>>,
     #[serde(rename = "io.modelcontextprotocol/clientCapabilities", default)]
     capabilities: Option<Caps>,
     #[serde(rename = "io.modelcontextprotocol/clientInfo", borrow, default)]
     client_info: Option<ClientInfo<'a>>,
-    #[serde(rename = "io.modelcontextprotocol/logLevel", borrow, default)]
+    #[serde(rename = "io.modelcontextprotocol/logLevel", borrow, default, deserialize_with = "jsonrpc::borrowed_str")]
     log_level: Option<Cow<'a, str>>,
     #[serde(rename = "progressToken", default)]
     progress_token: Option<Value>,
@@ -108,8 +108,11 @@ impl<'de> Deserialize<'de> for Caps {
                 f.write_str("a ClientCapabilities object")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Caps, A::Error> {
+                // A key borrowed from the input: `Cow`'s own impl always copies.
+                #[derive(Deserialize)]
+                struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
                 let mut caps = Caps::default();
-                while let Some(key) = m.next_key::<Cow<'de, str>>()? {
+                while let Some(Key(key)) = m.next_key::<Key<'de>>()? {
                     let declared = m.next_value::<Option<serde::de::IgnoredAny>>()?.is_some();
                     match key.as_ref() {
                         "sampling" => caps.sampling = declared,
@@ -128,7 +131,7 @@ impl<'de> Deserialize<'de> for Caps {
 /// `clientInfo`: only the name is used.
 #[derive(Deserialize, Default)]
 struct ClientInfo<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "jsonrpc::borrowed_str")]
     name: Option<Cow<'a, str>>,
 }
 

@@ -41,6 +41,7 @@ use super::transport::{Reply, RequestHeaders};
 use crate::catalog::Catalog;
 use envelope::{Envelope, ParamHeader, Params, Refusal};
 use results::Stamps;
+pub(crate) use run::Run;
 pub(crate) use state::StateKeys;
 
 /// What the modern era needs besides the catalog, built once per node.
@@ -135,14 +136,15 @@ pub(crate) async fn post(
 }
 
 /// The common case read in one pass: a well-formed `tools/call` (what nearly all modern traffic
-/// is), its params typed straight from the body instead of captured whole and read again. `None`
-/// for anything else, or anything unusual, which then takes the general path (the same answers,
-/// with the general path's exact errors).
-pub(crate) async fn post_call(
+/// is), its params typed straight from the body instead of captured whole and read again, and
+/// set up without an await (the caller awaits the [`Run`], so the request's future holds only
+/// that). `None` for anything else, or anything unusual, which then takes the general path (the
+/// same answers, with the general path's exact errors).
+pub(crate) fn prepare_call(
     shared: &Arc<Shared>,
     h: &RequestHeaders<'_>,
     body: &[u8],
-) -> Option<Reply> {
+) -> Option<Result<Run, Reply>> {
     #[derive(Deserialize)]
     struct Wire<'a> {
         #[serde(borrow)]
@@ -164,10 +166,10 @@ pub(crate) async fn post_call(
     }
     let env = match Envelope::check(h, &w.method, w.params.meta.as_ref()) {
         Ok(env) => env,
-        Err(r) => return Some(refused(&w.id, r)),
+        Err(r) => return Some(Err(refused(&w.id, r))),
     };
     crate::telemetry::metrics().rpc(Era::Modern, &w.method);
-    Some(call::call(shared, h, w.id, env, w.params).await)
+    Some(call::call(shared, h, w.id, env, w.params))
 }
 
 async fn dispatch(
@@ -181,8 +183,14 @@ async fn dispatch(
 ) -> Reply {
     let m = &shared.modern;
     match method {
-        "tools/call" => call::call(shared, h, id, env, p).await,
-        "prompts/get" => call::prompt(shared, h, id, env, p).await,
+        "tools/call" => match call::call(shared, h, id, env, p) {
+            Ok(run) => run.reply().await,
+            Err(answered) => answered,
+        },
+        "prompts/get" => match call::prompt(shared, h, id, env, p) {
+            Ok(run) => run.reply().await,
+            Err(answered) => answered,
+        },
         "server/discover" => answer(&id, &m.discover),
         "tools/list" => list(&id, &p, &m.stamps.tools_list),
         "prompts/list" => list(&id, &p, &m.stamps.prompts_list),

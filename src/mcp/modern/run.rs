@@ -59,7 +59,8 @@ enum Step {
     Last(u16, Bytes),
 }
 
-pub(super) struct Run {
+/// One modern call from its setup to its answer (see the module).
+pub(crate) struct Run {
     shared: Arc<Shared>,
     id: RequestId,
     fut: Option<Work>,
@@ -124,17 +125,41 @@ impl Run {
     }
 
     /// Answers the request: JSON when nothing comes before the answer, else an SSE stream.
-    pub(super) async fn reply(mut self) -> Reply {
-        // Most calls finish at their first poll: answered without a timer or a select.
-        let inputs = Arc::clone(&self.inputs);
-        if let Some(work) = self.fut.as_mut() {
-            let first = poll_fn(|cx| Poll::Ready(poll_work(work, &inputs, cx))).await;
-            if let Some(polled) = first {
-                self.fut = None;
-                self.last = Some(self.finish(Ok(polled)));
+    ///
+    /// Most calls finish at their first poll with nothing sent before their answer: they are
+    /// answered here, in the request's own future, without a timer, a select or a stream. Only a
+    /// call that is still running waits, in a future of its own (boxed: its timers and channel
+    /// would otherwise make every request's future larger).
+    ///
+    /// Not an `async fn`, which would hold the run twice (as its argument and as a local).
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn reply(self) -> impl std::future::Future<Output = Reply> + Send {
+        let mut run = self;
+        async move {
+            if let Some(work) = run.fut.as_mut() {
+                let inputs = &run.inputs;
+                let first = poll_fn(|cx| Poll::Ready(poll_work(work, inputs, cx))).await;
+                if let Some(polled) = first {
+                    run.fut = None;
+                    run.last = Some(run.finish(Ok(polled)));
+                }
+            }
+            match run.ready() {
+                Some(step) => run.answer(step),
+                None => Box::pin(run.wait()).await,
             }
         }
-        match self.next().await {
+    }
+
+    /// Waits for the first thing to send, and answers with it.
+    async fn wait(mut self) -> Reply {
+        let step = self.next().await;
+        self.answer(step)
+    }
+
+    /// The reply that starts with `step`: the JSON answer, or a stream of `step` and what follows.
+    fn answer(mut self, step: Step) -> Reply {
+        match step {
             Step::Last(status, body) => {
                 let mut reply = Reply::json(body);
                 reply.status = status;
@@ -161,14 +186,20 @@ impl Run {
         }
     }
 
+    /// What can be sent now without waiting: a notification already emitted, else the answer.
+    fn ready(&mut self) -> Option<Step> {
+        if let Some(frame) = self.waiting_frame() {
+            return Some(Step::Frame(frame));
+        }
+        let (status, body) = self.last.take()?;
+        Some(Step::Last(status, body))
+    }
+
     /// Waits for the next notification or the answer.
     async fn next(&mut self) -> Step {
         loop {
-            if let Some(frame) = self.waiting_frame() {
-                return Step::Frame(frame);
-            }
-            if let Some((status, body)) = self.last.take() {
-                return Step::Last(status, body);
+            if let Some(step) = self.ready() {
+                return step;
             }
             let Some(work) = self.fut.as_mut() else {
                 // Not reached: `last` is set whenever `fut` is taken.
