@@ -308,7 +308,7 @@ impl Router {
     }
 
     /// The endpoint's answer to a request whose body was read.
-    async fn run(&self, method: HttpMethod, headers: &RequestHeaders<'_>, body: &[u8]) -> Reply {
+    async fn run(&self, method: HttpMethod, headers: &RequestHeaders<'_>, body: &Bytes) -> Reply {
         match method {
             HttpMethod::Post => self.endpoint.post(headers, body).await,
             HttpMethod::Get => self.endpoint.get(headers).await,

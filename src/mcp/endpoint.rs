@@ -9,6 +9,7 @@ use std::future::{ready, Future};
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use futures_util::future::Either;
 
 use serde::Deserialize;
@@ -166,7 +167,7 @@ impl Endpoint {
     pub fn post<'a>(
         &'a self,
         h: &'a RequestHeaders<'a>,
-        body: &'a [u8],
+        body: &'a Bytes,
     ) -> impl Future<Output = Reply> + Send + 'a {
         if era::modern_header(h) {
             match modern::prepare_call(&self.shared, h, body) {
@@ -179,7 +180,7 @@ impl Endpoint {
     }
 
     /// Any POST but the modern `tools/call` that [`post`](Self::post) answers itself.
-    async fn post_general(&self, h: &RequestHeaders<'_>, body: &[u8]) -> Reply {
+    async fn post_general(&self, h: &RequestHeaders<'_>, body: &Bytes) -> Reply {
         let mut parsed = match jsonrpc::parse(body) {
             Ok(p) => p,
             Err(e) => return Reply::rpc_error(400, &e.to_rpc()),
@@ -188,7 +189,9 @@ impl Endpoint {
             Ok(Era::Legacy) => {}
             Ok(Era::Modern) => match parsed.messages.pop() {
                 // Boxed: only this path's requests pay for the room its state takes.
-                Some(message) => return Box::pin(modern::post(&self.shared, h, message)).await,
+                Some(message) => {
+                    return Box::pin(modern::post(&self.shared, h, body, message)).await
+                }
                 None => return Reply::error(400, ErrorCode::INVALID_REQUEST, "Invalid Request"),
             },
             Err(reply) => return reply,

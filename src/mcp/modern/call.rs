@@ -7,7 +7,10 @@
 //!
 //! [`run`]: super::run
 
+use std::borrow::Cow;
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -35,11 +38,11 @@ pub(super) fn info(shared: &Shared, env: &Envelope) -> CallInfo {
 }
 
 /// What a `tools/call` or `prompts/get` names and brings, checked: the name (against
-/// `Mcp-Name`), the arguments, the state binding and the answers.
+/// `Mcp-Name`) and the arguments.
 struct Target<'p> {
+    method: &'static str,
     name: &'p str,
     args: Map<String, Value>,
-    binding: Binding,
 }
 
 impl<'p> Target<'p> {
@@ -55,12 +58,7 @@ impl<'p> Target<'p> {
             .ok_or_else(|| refused(id, invalid_params("Invalid params: name is required")))?;
         envelope::check_name(h, name).map_err(|r| refused(id, r))?;
         let args = arguments(p.arguments).map_err(|r| refused(id, r))?;
-        let binding = Binding::new(method, name, p.arguments.map(|a| a.get()));
-        Ok(Target {
-            name,
-            args,
-            binding,
-        })
+        Ok(Target { method, name, args })
     }
 }
 
@@ -72,6 +70,7 @@ pub(super) type Started = Result<Run, Reply>;
 pub(super) fn call(
     shared: &Arc<Shared>,
     h: &RequestHeaders<'_>,
+    body: &Bytes,
     id: RequestId,
     env: Envelope,
     p: Params<'_>,
@@ -93,16 +92,23 @@ pub(super) fn call(
             return Err(refused(&id, r));
         }
     }
-    let handler = tool.handler;
-    start(shared, id, &env, &p, t, |call, args| {
-        Work::Tool(handler(call, args))
-    })
+    let (handler, name) = (tool.handler, tool.name);
+    start(
+        shared,
+        id,
+        &env,
+        &p,
+        t,
+        (name.into(), body),
+        |call, args| Work::Tool(handler(call, args)),
+    )
 }
 
 /// A `prompts/get`: answered at once, unless the prompt asks the client something.
 pub(super) fn prompt(
     shared: &Arc<Shared>,
     h: &RequestHeaders<'_>,
+    body: &Bytes,
     id: RequestId,
     env: Envelope,
     p: Params<'_>,
@@ -117,29 +123,34 @@ pub(super) fn prompt(
             Err(e) => rpc_error(200, &id, ErrorCode::INVALID_PARAMS, e.to_string()),
         });
     };
-    start(shared, id, &env, &p, t, |call, args| {
+    let name = t.name.to_owned().into();
+    start(shared, id, &env, &p, t, (name, body), |call, args| {
         Work::Prompt(ask(call, args))
     })
 }
 
 /// Sets up a call that may ask the client something: the answers the request brings, the call
-/// handle, and the work `begin` makes of them, in the [`Run`] that answers it.
+/// handle, and the work `begin` makes of them, in the [`Run`] that answers it. `bound` is what
+/// its state binds to: the catalog's name for the target, and the request's body (which holds
+/// the arguments).
 fn start(
     shared: &Arc<Shared>,
     id: RequestId,
     env: &Envelope,
     p: &Params<'_>,
     t: Target<'_>,
+    bound: (Cow<'static, str>, &Bytes),
     begin: impl FnOnce(Call, Map<String, Value>) -> Work,
 ) -> Started {
-    let inputs = match inputs(shared, p, &t.binding) {
+    let binding = Binding::in_body(t.method, bound.0, bound.1, p.arguments.map(|a| a.get()));
+    let inputs = match inputs(shared, p, &binding) {
         Ok(i) => i,
         Err(r) => return Err(refused(&id, r)),
     };
     let (call, emits, token) = handle(shared, env, &inputs);
     let work = begin(call, t.args);
     Ok(Run::new(
-        shared, id, env, work, emits, inputs, t.binding, token,
+        shared, id, env, work, emits, inputs, binding, token,
     ))
 }
 

@@ -78,13 +78,23 @@ pub(crate) fn object_params<'de, D: serde::Deserializer<'de>>(
 /// whole params invalid (-32602); [`Envelope::check`] checks what is there.
 #[derive(Deserialize, Default)]
 pub(crate) struct RawMeta<'a> {
-    #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, default, deserialize_with = "jsonrpc::borrowed_str")]
+    #[serde(
+        rename = "io.modelcontextprotocol/protocolVersion",
+        borrow,
+        default,
+        deserialize_with = "jsonrpc::borrowed_str"
+    )]
     version: Option<Cow<'a, str>>,
     #[serde(rename = "io.modelcontextprotocol/clientCapabilities", default)]
     capabilities: Option<Caps>,
     #[serde(rename = "io.modelcontextprotocol/clientInfo", borrow, default)]
     client_info: Option<ClientInfo<'a>>,
-    #[serde(rename = "io.modelcontextprotocol/logLevel", borrow, default, deserialize_with = "jsonrpc::borrowed_str")]
+    #[serde(
+        rename = "io.modelcontextprotocol/logLevel",
+        borrow,
+        default,
+        deserialize_with = "jsonrpc::borrowed_str"
+    )]
     log_level: Option<Cow<'a, str>>,
     #[serde(rename = "progressToken", default)]
     progress_token: Option<Value>,

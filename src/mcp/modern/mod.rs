@@ -30,6 +30,7 @@ use std::sync::{Arc, RwLock};
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
@@ -105,6 +106,7 @@ fn answer<R: serde::Serialize>(id: &RequestId, result: R) -> Reply {
 pub(crate) async fn post(
     shared: &Arc<Shared>,
     h: &RequestHeaders<'_>,
+    body: &Bytes,
     message: Message<'_>,
 ) -> Reply {
     match message {
@@ -130,7 +132,7 @@ pub(crate) async fn post(
                 Err(r) => return refused(&id, r),
             };
             crate::telemetry::metrics().rpc(Era::Modern, &method);
-            dispatch(shared, h, id, &method, env, p, params).await
+            dispatch(shared, h, body, id, &method, env, p, params).await
         }
     }
 }
@@ -143,7 +145,7 @@ pub(crate) async fn post(
 pub(crate) fn prepare_call(
     shared: &Arc<Shared>,
     h: &RequestHeaders<'_>,
-    body: &[u8],
+    body: &Bytes,
 ) -> Option<Result<Run, Reply>> {
     #[derive(Deserialize)]
     struct Wire<'a> {
@@ -155,12 +157,12 @@ pub(crate) fn prepare_call(
         #[serde(borrow, deserialize_with = "envelope::object_params")]
         params: Params<'a>,
     }
-    let text = std::str::from_utf8(body).ok()?;
     // Only an object: a derived struct would also read an array, and a batch is not a call.
-    if !text.trim_start().starts_with('{') {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return None;
     }
-    let w: Wire<'_> = serde_json::from_str(text).ok()?;
+    // From the bytes: serde_json checks the UTF-8 of the strings it reads, not the whole body.
+    let w: Wire<'_> = serde_json::from_slice(body).ok()?;
     if w.jsonrpc != "2.0" || w.method != "tools/call" {
         return None;
     }
@@ -169,12 +171,14 @@ pub(crate) fn prepare_call(
         Err(r) => return Some(Err(refused(&w.id, r))),
     };
     crate::telemetry::metrics().rpc(Era::Modern, &w.method);
-    Some(call::call(shared, h, w.id, env, w.params))
+    Some(call::call(shared, h, body, w.id, env, w.params))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn dispatch(
     shared: &Arc<Shared>,
     h: &RequestHeaders<'_>,
+    body: &Bytes,
     id: RequestId,
     method: &str,
     env: Envelope,
@@ -183,11 +187,11 @@ async fn dispatch(
 ) -> Reply {
     let m = &shared.modern;
     match method {
-        "tools/call" => match call::call(shared, h, id, env, p) {
+        "tools/call" => match call::call(shared, h, body, id, env, p) {
             Ok(run) => run.reply().await,
             Err(answered) => answered,
         },
-        "prompts/get" => match call::prompt(shared, h, id, env, p) {
+        "prompts/get" => match call::prompt(shared, h, body, id, env, p) {
             Ok(run) => run.reply().await,
             Err(answered) => answered,
         },

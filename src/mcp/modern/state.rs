@@ -14,7 +14,10 @@
 //! Keys: the first of the ring seals, every one opens, so a new secret can be rolled out in front
 //! of the old one without refusing states in flight.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -37,26 +40,52 @@ pub const MAX_STATE_LEN: usize = 256 * 1024;
 pub struct Binding {
     /// `tools/call`, `prompts/get` or `resources/read`.
     pub method: &'static str,
-    /// The tool name, prompt name or resource URI.
-    pub target: String,
-    /// The request's `arguments`, as JSON text.
-    arguments: Box<str>,
+    /// The tool name, prompt name or resource URI (a catalog name is not copied).
+    pub target: Cow<'static, str>,
+    /// The request's `arguments`, as JSON text (empty: none were sent).
+    arguments: Bytes,
 }
 
 impl Binding {
     /// The binding of a request for `target` with `arguments` (JSON text; `None` is no arguments).
-    pub fn new(method: &'static str, target: &str, arguments: Option<&str>) -> Binding {
+    pub fn new(
+        method: &'static str,
+        target: impl Into<Cow<'static, str>>,
+        arguments: Option<&str>,
+    ) -> Binding {
         Binding {
             method,
-            target: target.to_owned(),
-            arguments: arguments.unwrap_or("{}").into(),
+            target: target.into(),
+            arguments: arguments.map_or_else(Bytes::new, |a| Bytes::copy_from_slice(a.as_bytes())),
+        }
+    }
+
+    /// Like [`new`](Self::new), with `arguments` kept as a slice of `body` (no copy) when they
+    /// lie within it, as a request's do.
+    pub fn in_body(
+        method: &'static str,
+        target: impl Into<Cow<'static, str>>,
+        body: &Bytes,
+        arguments: Option<&str>,
+    ) -> Binding {
+        let within = arguments.filter(|a| {
+            let (outer, inner) = (body.as_ptr_range(), a.as_bytes().as_ptr_range());
+            outer.start <= inner.start && inner.end <= outer.end
+        });
+        match within {
+            Some(a) => Binding {
+                method,
+                target: target.into(),
+                arguments: body.slice_ref(a.as_bytes()),
+            },
+            None => Binding::new(method, target, arguments),
         }
     }
 
     /// SHA-256 (hex) of the arguments as canonical JSON: keys sorted (`serde_json::Map` keeps
     /// them so) and no spacing, so that a client re-encoding the same arguments matches.
     fn arguments_digest(&self) -> String {
-        let canonical = serde_json::from_str::<Value>(&self.arguments)
+        let canonical = serde_json::from_slice::<Value>(&self.arguments)
             .ok()
             .filter(|v| !v.is_null())
             .unwrap_or_else(|| Value::Object(Map::new()));
@@ -128,7 +157,7 @@ impl StateKeys {
         let exp = now_secs().saturating_add(self.ttl.as_secs().max(1));
         let sealed = Sealed {
             method: binding.method.to_owned(),
-            target: binding.target.clone(),
+            target: binding.target.to_string(),
             arguments: binding.arguments_digest(),
             exp,
             answers,
@@ -196,7 +225,7 @@ impl StateKeys {
         if sealed.method != binding.method {
             return Err(StateError::Binding("method"));
         }
-        if sealed.target != binding.target {
+        if sealed.target != *binding.target {
             return Err(StateError::Binding("name or uri"));
         }
         if sealed.arguments != binding.arguments_digest() {
@@ -281,6 +310,24 @@ mod tests {
         Binding::new("tools/call", "t", Some(r#"{"b": 2, "a": [1]}"#))
     }
 
+    #[test]
+    fn a_binding_in_the_body_equals_a_copied_one_and_copies_foreign_arguments() {
+        let body = Bytes::from_static(br#"{"params":{"arguments":{"b": 2, "a": [1]}}}"#);
+        let text = std::str::from_utf8(&body).unwrap();
+        let args = &text[23..text.len() - 2];
+        assert_eq!(args, r#"{"b": 2, "a": [1]}"#);
+        let sliced = Binding::in_body("tools/call", "t", &body, Some(args));
+        assert_eq!(sliced, binding());
+        assert_eq!(sliced.arguments.as_ptr(), args.as_ptr(), "not copied");
+        let foreign = String::from(args);
+        let copied = Binding::in_body("tools/call", "t", &body, Some(&foreign));
+        assert_eq!(copied, binding());
+        assert_eq!(
+            Binding::in_body("tools/call", "t", &body, None).arguments_digest(),
+            Binding::new("tools/call", "t", Some("{}")).arguments_digest()
+        );
+    }
+
     fn answers() -> Map<String, Value> {
         json!({"user_name": {"action": "accept", "content": {"name": "Alice"}}})
             .as_object()
@@ -351,7 +398,7 @@ mod tests {
         let b = binding();
         let expired = Sealed {
             method: b.method.to_owned(),
-            target: b.target.clone(),
+            target: b.target.to_string(),
             arguments: b.arguments_digest(),
             exp: 1,
             answers: Map::new(),
