@@ -50,6 +50,11 @@ CALL_TESTS = [  # name, sessions, wrk threads, connections
     ("1s_c50", 1, 1, 50),
     ("100s_c50", 100, 1, 50),
 ]
+# The same echo call in protocol 2026-07-28 ("modern": no session, the `_meta` envelope and the
+# Mcp-Method/Mcp-Name headers on every call; bench/lib/call.lua with BENCH_ERA=modern). A modern
+# call has no session, so only the one-session shapes apply; the tests keep their names so the
+# report puts these cells in the same columns as the legacy ones (the record says sessions 0).
+MODERN_TESTS = [t for t in CALL_TESTS if t[1] == 1]
 # Session churn: 4 connections as in the anchors (one lifecycle in flight per connection, bound by
 # round trips), and 50 as in the call tests (enough lifecycles in flight to keep the server's core
 # busy: its capacity).
@@ -205,10 +210,12 @@ level = "warn"
 
 
 class Peer:
-    def __init__(self, name, label, cmd_fn, env=None, sessions=True, missing=None):
+    def __init__(self, name, label, cmd_fn, env=None, sessions=True, missing=None, modern_only=False):
         self.name, self.label, self.cmd_fn, self.env = name, label, cmd_fn, env or {}
         self.sessions = sessions
         self.missing = missing  # None when runnable, else why not
+        # Serves only protocol 2026-07-28 calls in the rounds: no sessions to open, no churn.
+        self.modern_only = modern_only
 
     def start(self, port, **kw):
         env = dict(self.env)
@@ -228,6 +235,8 @@ def make_peers():
     node = os.environ.get("MCPT_NODE22") or shutil.which("node") or ""
     ts = os.path.join(BENCH, "peers/ts/server.mjs")
     ts_mods = os.path.join(BENCH, "peers/ts/node_modules/@modelcontextprotocol/sdk")
+    ts2 = os.path.join(BENCH, "peers/ts2/server.mjs")
+    ts2_mods = os.path.join(BENCH, "peers/ts2/node_modules/@modelcontextprotocol/server")
     py_exe = os.environ.get("MCPT_VENV_PY") or ""
     py = os.path.join(BENCH, "peers/py/server.py")
 
@@ -245,6 +254,9 @@ def make_peers():
         Peer("rmcp", "rmcp as its example ships (no TCP_NODELAY)", lambda port: [rmcp], env={"NODELAY": "0"},
              missing=missing(rmcp)),
         Peer("ts", "TypeScript SDK", lambda port: [node, ts], missing=missing(node, ts, ts_mods)),
+        # Stateless in the legacy era (no session id), so it runs the modern call cells only.
+        Peer("ts2", "TypeScript SDK 2.x (2026-07-28)", lambda port: [node, ts2], sessions=False,
+             missing=missing(node, ts2, ts2_mods), modern_only=True),
         Peer("py", "Python SDK", lambda port: [py_exe, py], missing=missing(py_exe, py)),
     ]
     return {p.name: p for p in peers}
@@ -404,6 +416,9 @@ def call_cell(peer, port, srv, test, sids, duration, variant, aux=None):
     env = {"BENCH_SIDS": ",".join(sids[:nsess]), "BENCH_PATH": PATH}
     if variant == "sse":
         env.update({"BENCH_TOOL": "long_task", "BENCH_EXPECT": "completed 1 steps"})
+    if variant == "modern":
+        env.update({"BENCH_SIDS": "", "BENCH_ERA": "modern"})
+        nsess = 0
     pids = {"server": srv.pid}
     pids.update(aux or {})
     r = run_wrk(port, os.path.join(HERE, "call.lua"), threads, conns, duration, env, pids)
@@ -579,6 +594,14 @@ def slot(peers, name, rnd, cfg, results):
         return
     port = free_port()
     srv = peer.start(port)
+    call_lua = os.path.join(HERE, "call.lua")
+    if peer.modern_only:
+        try:
+            run_wrk(port, call_lua, 1, 50, 2, {"BENCH_ERA": "modern"}, {})  # warm-up, unmeasured
+            modern_cells(name, port, srv, rnd, duration, results)
+        finally:
+            stop(srv)
+        return
     try:
         sids, st = open_sessions(port, 100)
         if st.errors or len(sids) < 100:
@@ -586,8 +609,10 @@ def slot(peers, name, rnd, cfg, results):
                             "error": f"opening 100 sessions: {st.first_errors}"})
             return
         one = [sids[0]]
-        # warm-up, unmeasured
-        run_wrk(port, os.path.join(HERE, "call.lua"), 1, 50, 2, {"BENCH_SIDS": ",".join(sids)}, {})
+        # warm-up, unmeasured (mcpd: both eras, before any measured cell)
+        run_wrk(port, call_lua, 1, 50, 2, {"BENCH_SIDS": ",".join(sids)}, {})
+        if name == "mcpd":
+            run_wrk(port, call_lua, 1, 50, 1, {"BENCH_ERA": "modern"}, {})
         variants = ["json"] + (["sse"] if name == "mcpd" and cfg["sse"] else [])
         for variant in variants:
             for test in CALL_TESTS:
@@ -597,6 +622,9 @@ def slot(peers, name, rnd, cfg, results):
                 log(f"  {name} {variant} {test[0]}: {fmt_cell(r)}")
                 if srv.poll() is not None:
                     return
+            # mcpd's 2026-07-28 calls right after its legacy ones, in the same process: side by side.
+            if name == "mcpd" and variant == "json" and not modern_cells(name, port, srv, rnd, duration, results):
+                return
         for conns in CHURN_CONNS:
             r = churn_cell(name, port, srv, duration, conns)
             r["round"] = rnd
@@ -606,6 +634,18 @@ def slot(peers, name, rnd, cfg, results):
                 return
     finally:
         stop(srv)
+
+
+def modern_cells(name, port, srv, rnd, duration, results):
+    """The protocol 2026-07-28 call cells (variant "modern"); False when the server died."""
+    for test in MODERN_TESTS:
+        r = call_cell(name, port, srv, test, [], duration, "modern")
+        r["round"] = rnd
+        results.append(r)
+        log(f"  {name} modern {test[0].split('_')[-1]}: {fmt_cell(r)}")
+        if srv.poll() is not None:
+            return False
+    return True
 
 
 def fmt_cell(r):
@@ -910,9 +950,9 @@ def lock_version(lock, name):
     return m.group(1) if m else None
 
 
-def npm_version(pkg):
+def npm_version(pkg, peer="ts"):
     try:
-        with open(os.path.join(BENCH, "peers/ts/node_modules", pkg, "package.json")) as f:
+        with open(os.path.join(BENCH, "peers", peer, "node_modules", pkg, "package.json")) as f:
             return json.load(f)["version"]
     except (OSError, ValueError, KeyError):
         return None
@@ -955,6 +995,8 @@ def machine():
             "@modelcontextprotocol/sdk": npm_version("@modelcontextprotocol/sdk"),
             "mcp (Python SDK)": py_dist_version("mcp"), "uvicorn (Python peer)": py_dist_version("uvicorn"),
             "express": npm_version("express"),
+            "@modelcontextprotocol/server (TS SDK 2.x peer)": npm_version("@modelcontextprotocol/server", "ts2"),
+            "@modelcontextprotocol/node (TS SDK 2.x peer)": npm_version("@modelcontextprotocol/node", "ts2"),
             "node": sh([node, "--version"]) if node else None,
             "wrk": sh(["dpkg-query", "-W", "-f", "${Version}", "wrk"]),
             "redis-server": sh([os.environ.get("MCPT_REDIS_SERVER") or "redis-server", "--version"]).split(" sha=")[0],
@@ -1000,7 +1042,7 @@ def main():
     }
     WORK = tempfile.mkdtemp(prefix="mcpd-bench.")
     peers = make_peers()
-    order = ["floor", "mcpd", "mcpd-redis", "rmcp-nd", "rmcp", "ts", "py"]
+    order = ["floor", "mcpd", "mcpd-redis", "rmcp-nd", "rmcp", "ts", "ts2", "py"]
     if a.peers:
         keep = set(a.peers.split(","))
         order = [o for o in order if o in keep]

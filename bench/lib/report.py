@@ -16,23 +16,36 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 CALL_TESTS = ["1s_c1", "1s_c10", "1s_c50", "100s_c50"]
 TEST_LABEL = {"1s_c1": "1 session × 1 conn", "1s_c10": "1 session × 10 conns",
               "1s_c50": "1 session × 50 conns", "100s_c50": "100 sessions × 50 conns"}
-ROWS = [("floor", "json"), ("mcpd", "json"), ("mcpd", "sse"), ("rmcp-nd", "json"), ("rmcp", "json"),
-        ("ts", "json"), ("py", "json")]
+# (peer, variant). "modern": the same echo call in protocol 2026-07-28 (no session; the tests keep
+# the one-session names, so these rows fill the same columns, 100 sessions left empty).
+ROWS = [("floor", "json"), ("mcpd", "json"), ("mcpd", "modern"), ("mcpd", "sse"), ("rmcp-nd", "json"),
+        ("rmcp", "json"), ("ts", "json"), ("ts2", "modern"), ("py", "json")]
+# The variant a peer's not-built row stands for; the other rows of a peer that did not run are left out.
+PRIMARY = {"ts2": "modern"}
 CHURN_ROWS = ["floor", "mcpd", "mcpd-redis", "rmcp-nd", "rmcp", "ts", "py"]
 LABEL = {
     "floor": "bare hyper floor",
     "mcpd": "**mcpd**",
     "mcpd-sse": "mcpd, SSE reply (long_task + progress)",
+    "mcpd-modern": "**mcpd, 2026-07-28** (no session)",
     "mcpd-redis": "**mcpd + Redis registry**",
     "rmcp-nd": "rmcp 3.9 + TCP_NODELAY",
     "rmcp": "rmcp 3.9 as its example ships (no TCP_NODELAY)",
     "ts": "TypeScript SDK",
+    "ts2": "TypeScript SDK 2.x (2026-07-28)",
     "py": "Python SDK",
 }
 
 
 def rowname(peer, variant):
-    return f"{peer}-sse" if variant == "sse" else peer
+    if variant == "sse" or (variant == "modern" and peer == "mcpd"):
+        return f"{peer}-{variant}"
+    return peer
+
+
+def same_era_mcpd(variant):
+    """The mcpd variant a peer's row is compared with: its protocol era's."""
+    return "modern" if variant == "modern" else "json"
 
 
 def med(xs):
@@ -129,17 +142,26 @@ class Data:
         st = self.d["peers"].get(peer, {}).get("status", "ok")
         return st
 
+    def shown(self, peer, variant):
+        """Whether a table lists this row: a peer's main row when the run knew the peer (measured or
+        not built); its other variants only when they were measured."""
+        if peer not in self.d["peers"]:
+            return False
+        if variant == PRIMARY.get(peer, "json"):
+            return True
+        return self.status(peer) == "ok" and bool(self.calls(peer, variant, "1s_c1"))
+
 
 def calls_table(D, key, digits=None, title_note=""):
     lines = ["| server | " + " | ".join(TEST_LABEL[t] for t in CALL_TESTS) + " |",
              "|---|" + "---|" * len(CALL_TESTS)]
     for peer, variant in ROWS:
+        if not D.shown(peer, variant):
+            continue
         st = D.status(peer)
         name = LABEL[rowname(peer, variant)]
         if st != "ok":
             lines.append(f"| {name} | " + " | ".join([st] * len(CALL_TESTS)) + " |")
-            continue
-        if variant == "sse" and not D.calls(peer, variant, "1s_c1"):
             continue
         cols = []
         for t in CALL_TESTS:
@@ -184,20 +206,54 @@ def busy_table(D):
 
 
 def ratio_table(D):
-    peers = [p for p in ("floor", "rmcp-nd", "rmcp", "ts", "py") if D.status(p) == "ok"]
+    """Each peer against mcpd in its own protocol era (the TS SDK 2.x against mcpd's 2026-07-28 calls)."""
+    peers = [(p, v) for p, v in (("floor", "json"), ("rmcp-nd", "json"), ("rmcp", "json"), ("ts", "json"),
+                                 ("ts2", "modern"), ("py", "json"))
+             if D.status(p) == "ok" and D.calls(p, v, "1s_c1")]
     lines = ["| mcpd against | " + " | ".join(TEST_LABEL[t] for t in CALL_TESTS) + " |",
              "|---|" + "---|" * len(CALL_TESTS)]
-    for p in peers:
+    for p, v in peers:
+        mv = same_era_mcpd(v)
         cols = []
         for t in CALL_TESTS:
-            mc, pc = D.m("mcpd", "json", t, "cpu_us_per_call"), D.m(p, "json", t, "cpu_us_per_call")
-            mt, pt = D.m("mcpd", "json", t, "calls_per_s"), D.m(p, "json", t, "calls_per_s")
+            mc, pc = D.m("mcpd", mv, t, "cpu_us_per_call"), D.m(p, v, t, "cpu_us_per_call")
+            mt, pt = D.m("mcpd", mv, t, "calls_per_s"), D.m(p, v, t, "calls_per_s")
             if None in (mc, pc, mt, pt) or not mc or not pt:
                 cols.append("—")
             else:
                 cols.append(f"CPU {pc / mc:.2f}× · calls/s {mt / pt:.2f}×")
-        lines.append(f"| {LABEL[p]} | " + " | ".join(cols) + " |")
+        vs = " (against mcpd's 2026-07-28 calls)" if mv == "modern" else ""
+        lines.append(f"| {LABEL[p]}{vs} | " + " | ".join(cols) + " |")
     return "\n".join(lines)
+
+
+def era_ratio_text(D):
+    """One line: what a 2026-07-28 call costs mcpd against a legacy call on a live session."""
+    def ratio(key, t="1s_c50"):
+        m, l = D.m("mcpd", "modern", t, key), D.m("mcpd", "json", t, key)
+        return (m, l, m / l) if m is not None and l else None
+    cpu = ratio("cpu_us_per_call")
+    if cpu is None:
+        return "mcpd 2026-07-28 / mcpd in a session, server CPU per call (c50): not measured in this run."
+    text = (f"mcpd 2026-07-28 / mcpd in a session, server CPU per call (c50): **{cpu[2]:.2f}×** "
+            f"({num(cpu[0], 1)} vs {num(cpu[1], 1)} µs")
+    by_round = {c.get("round"): c.get("cpu_us_per_call") for c in D.ok(D.calls("mcpd", "json", "1s_c50"))}
+    rounds = [c["cpu_us_per_call"] / by_round[c.get("round")] for c in D.ok(D.calls("mcpd", "modern", "1s_c50"))
+              if by_round.get(c.get("round")) and c.get("cpu_us_per_call") is not None]
+    if len(rounds) > 1:
+        text += f"; round by round {', '.join(f'{r:.2f}×' for r in rounds)}"
+    text += ")"
+    others = [f"c{t.split('_c')[1]} {r[2]:.2f}×" for t in ("1s_c1", "1s_c10")
+              for r in [ratio("cpu_us_per_call", t)] if r]
+    if others:
+        text += f"; {', '.join(others)}"
+    ins = ratio("kinstr_per_call")
+    if ins:
+        text += f"; in instructions (user + kernel, c50) {ins[2]:.2f}×"
+    mg, lg = D.cg("mcpd-modern", "call"), D.cg("mcpd", "call")
+    if mg and lg:
+        text += f"; in user-space instructions (callgrind) {mg / lg:.2f}×"
+    return text + ". Both eras in the same mcpd process, one after the other in each round."
 
 
 def churn_table(D, conns):
@@ -570,8 +626,8 @@ def machine_table(D):
 # ----------------------------------------------------------------------------- chart
 
 SHORT = {"floor": "bare hyper floor", "mcpd": "mcpd", "mcpd-sse": "mcpd, SSE reply",
-         "rmcp-nd": "rmcp + TCP_NODELAY", "rmcp": "rmcp as shipped (no NODELAY)", "ts": "TypeScript SDK",
-         "py": "Python SDK"}
+         "mcpd-modern": "mcpd, 2026-07-28", "rmcp-nd": "rmcp + TCP_NODELAY", "rmcp": "rmcp as shipped (no NODELAY)",
+         "ts": "TypeScript SDK", "ts2": "TS SDK 2.x (2026-07-28)", "py": "Python SDK"}
 
 
 def sig3(v):
@@ -782,10 +838,12 @@ def callgrind_text(D):
     if not cg:
         return "Not counted in this run (a quick run skips it, and full runs before 2026-12-03 18:00 did not have it)."
     mg, ml = D.cg("mcpd", "call"), D.cg("mcpd", "churn")
-    rows = ["| server | per tool call (1 session × 50 conns) | ÷ mcpd's | per session lifecycle (churn, 4 conns) "
+    rows = ["| server | per tool call (1 session × 50 conns; 2026-07-28: no session, 50 conns) | ÷ mcpd's | per session lifecycle (churn, 4 conns) "
             "| ÷ mcpd's |", "|---|---|---|---|---|"]
-    for p in ("floor", "mcpd", "rmcp-nd"):
+    for p in ("floor", "mcpd", "mcpd-modern", "rmcp-nd"):
         c, l = D.cg(p, "call"), D.cg(p, "churn")
+        if p == "mcpd-modern" and c is None:
+            continue  # runs before this row existed
         rows.append(f"| {LABEL[p]} | {'—' if c is None else num(c / 1000, 1) + 'k'} | "
                     f"{'—' if p == 'mcpd' or None in (c, mg) else f'{c / mg:.2f}×'} | "
                     f"{'—' if l is None else num(l / 1000, 1) + 'k'} | "
@@ -794,7 +852,8 @@ def callgrind_text(D):
     return ("\n".join(rows) + "\n\n"
             f"`bash bench/callgrind.sh {cg.get('seconds', 8)}` after the rounds: each server alone under valgrind's "
             "callgrind on core 0, the load on core 1 (wrk for calls, `bench/peers/churn` over 4 connections for "
-            f"lifecycles), a 2 s warm-up, then {cg.get('seconds', 8)} s counted; every response checked as in the "
+            f"lifecycles; mcpd's 2026-07-28 row is the same echo call with no session, the `_meta` envelope and the "
+            f"`Mcp-Method`/`Mcp-Name` headers), a 2 s warm-up, then {cg.get('seconds', 8)} s counted; every response checked as in the "
             f"rounds. Calls or lifecycles counted: {counted}. User space only: the kernel's work for each "
             "request is not counted. The floor has no sessions, so it has no lifecycle; the TS SDK (Node's JIT) "
             "and the Python SDK are not run under valgrind. Counts repeat within about 1 % between runs.")
@@ -846,14 +905,15 @@ def document(D, results_rel, svg_rel):
     # headline
     head = ["| server | CPU µs per call | instructions per call (thousands) | calls/s | p99 ms | "
             "its CPU per call ÷ mcpd's | its instructions ÷ mcpd's |", "|---|---|---|---|---|---|---|"]
-    mc = D.m("mcpd", "json", "1s_c50", "cpu_us_per_call")
-    mi = D.m("mcpd", "json", "1s_c50", "kinstr_per_call")
     for p, v in ROWS:
-        if D.status(p) != "ok" or v == "sse":
+        if D.status(p) != "ok" or v == "sse" or not D.calls(p, v, "1s_c50"):
             continue
+        # Each row against mcpd in its own era: 2026-07-28 rows against mcpd's 2026-07-28 calls.
+        mc = D.m("mcpd", same_era_mcpd(v), "1s_c50", "cpu_us_per_call")
+        mi = D.m("mcpd", same_era_mcpd(v), "1s_c50", "kinstr_per_call")
         c = D.m(p, v, "1s_c50", "cpu_us_per_call")
         i = D.m(p, v, "1s_c50", "kinstr_per_call")
-        head.append(f"| {LABEL[p]} | {cell_mr(D.metric(p, v, '1s_c50', 'cpu_us_per_call'), 1)} | "
+        head.append(f"| {LABEL[rowname(p, v)]} | {cell_mr(D.metric(p, v, '1s_c50', 'cpu_us_per_call'), 1)} | "
                     f"{cell_mr(D.metric(p, v, '1s_c50', 'kinstr_per_call'), 1)} | "
                     f"{cell_mr(D.metric(p, v, '1s_c50', 'calls_per_s'))} | {num(D.m(p, v, '1s_c50', 'p99_ms'), 2)} | "
                     f"{'—' if p == 'mcpd' or None in (c, mc) else f'{c / mc:.1f}×'} | "
@@ -898,6 +958,14 @@ def document(D, results_rel, svg_rel):
         "",
         "\n".join(head),
         "",
+    ]
+    if any(c.get("variant") == "modern" for c in D.cells):
+        parts += ["The 2026-07-28 rows are the same `echo` call in protocol 2026-07-28: no session, the `_meta` "
+                  "envelope and the `Mcp-Method`/`Mcp-Name` headers on every call, 50 connections; their ratio "
+                  "columns divide by mcpd's 2026-07-28 row.", ""]
+    parts += [
+        era_ratio_text(D),
+        "",
         f"![tool calls: CPU per call and calls/s]({svg_rel})",
         "",
         "## Targets",
@@ -914,7 +982,10 @@ def document(D, results_rel, svg_rel):
         "",
         "Each cell: median over rounds (min–max). `1 session × N conns`: N keep-alive connections all "
         "calling `echo` in one session; `100 sessions × 50 conns`: requests cycle through 100 sessions "
-        "(wrk cannot tie a session to a connection, so every connection calls every session in turn).",
+        "(wrk cannot tie a session to a connection, so every connection calls every session in turn). "
+        "The 2026-07-28 rows (mcpd, measured in the same process right after its legacy cells, and the TypeScript "
+        "SDK 2.x) send the same call with no session over the same N connections, so they fill the `1 session` "
+        "columns; a call without a session has no `100 sessions` shape.",
         "",
         "### Server CPU µs per call (headline; lower is better)",
         "",
@@ -1027,13 +1098,13 @@ def document(D, results_rel, svg_rel):
         "",
         "- One command, `bash bench/run.sh` (`--quick` for a short smoke run), builds mcpd (`cargo build --release`), "
         "the peers (`bench/peers/build.sh`: the hyper floor and the rmcp server are a separate Cargo workspace, the "
-        "TS server is `npm ci` from a lock file; the Python server, `bench/peers/py/server.py`, runs in the test "
+        "TS servers (SDK 1.x and 2.x) are `npm ci` from their lock files; the Python server, `bench/peers/py/server.py`, runs in the test "
         "prerequisites' venv with its pinned `mcp`), installs `wrk` from Debian if missing, runs everything and writes "
         "this file, the chart and the raw JSON.",
         "- Every server is started fresh for its turn, pinned to core 0 (`taskset -c 0`); the load generator (wrk "
         "with a Lua script for tool calls, `bench/peers/churn` for churn) and the driver run on core 1. Everything is on 127.0.0.1. Every process is stopped by its PID.",
         f"- Rounds are interleaved: in each round every server takes its turn (floor, mcpd, mcpd + Redis, rmcp with "
-        f"TCP_NODELAY, rmcp as shipped, TS SDK, Python SDK), {cfg['rounds']} round(s), each cell {cfg['duration']:g} s after a "
+        f"TCP_NODELAY, rmcp as shipped, TS SDK, TS SDK 2.x, Python SDK), {cfg['rounds']} round(s), each cell {cfg['duration']:g} s after a "
         "2 s unmeasured warm-up per server. Tables give the median over rounds and the (min–max).",
         "- Server CPU per call = (utime + stime of the server process from `/proc/PID/stat`, read right before and "
         "after the load generator's run) ÷ completed calls (churn: ÷ completed lifecycles). It includes the kernel's TCP work done on the server's behalf. "
@@ -1053,7 +1124,12 @@ def document(D, results_rel, svg_rel):
         "runtime, httparse), not wrk: every connection is a task walking its own lifecycles, every response "
         "is checked as above (content-length and chunked bodies, JSON and SSE), and it prints the same result "
         "line as the wrk scripts.",
-        "- Protocol version 2025-06-18 for every server. The floor has no sessions (its initialize returns a "
+        "- Protocol version 2025-06-18 for every server, except the 2026-07-28 rows: mcpd's same call in "
+        "protocol 2026-07-28 (`bench/lib/call.lua` with `BENCH_ERA=modern`: no session id, the `_meta` "
+        "envelope, `MCP-Protocol-Version: 2026-07-28` and the `Mcp-Method`/`Mcp-Name` headers, as the 2.x clients "
+        "send them; after its own 1 s warm-up) and the TypeScript SDK 2.x (`bench/peers/ts2`, "
+        "`@modelcontextprotocol/server` 2.4.0 with `createMcpHandler`; stateless in the legacy era, so it has no "
+        "session cells, churn or memory rows). The floor has no sessions (its initialize returns a "
         "fixed id); in the churn tables it is the ceiling row.",
         "",
         "## Machine",

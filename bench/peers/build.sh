@@ -5,8 +5,9 @@
 #   bash bench/peers/build.sh
 #
 # floor + rmcp-echo + churn (the churn load generator): a standalone Cargo workspace (own Cargo.lock, own target/), so mcpd's own
-# build never resolves rmcp/axum. ts: npm ci from the pinned package-lock.json; run it with
-# Node 22 (tests/prereqs.sh installs one and writes $MCPT_NODE22 into its env.sh).
+# build never resolves rmcp/axum. ts (SDK 1.x) and ts2 (SDK 2.x): npm ci from each one's pinned
+# package-lock.json; run them with Node 22 (tests/prereqs.sh installs one and writes $MCPT_NODE22
+# into its env.sh).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 die() { echo "peers/build: ERROR: $*" >&2; exit 1; }
@@ -15,18 +16,21 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found"
 cargo build --release --locked --manifest-path "$HERE/Cargo.toml" \
   || die "cargo build of floor/rmcp-echo/churn failed"
 
-# Like tests/prereqs.sh: the system npm only installs; the server runs on Node 22.
+# Like tests/prereqs.sh: the system npm only installs; the servers run on Node 22.
 # npm ci wipes node_modules first, so skip it when the stamp says this exact lock is installed.
+for peer in ts ts2; do
+  DIR="$HERE/$peer"
+  STAMP="$DIR/node_modules/.mcpd-installed-lock.json"
+  if cmp -s "$DIR/package-lock.json" "$STAMP" 2>/dev/null; then
+    echo "peers/build: $peer node_modules up to date"
+  else
+    command -v npm >/dev/null 2>&1 || die "npm not found (tests/prereqs.sh installs it)"
+    # The EBADENGINE warning (system npm on Node 20, package wants >= 22) is harmless.
+    (cd "$DIR" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in $DIR failed"
+    cp "$DIR/package-lock.json" "$STAMP"
+  fi
+done
 TS="$HERE/ts"
-STAMP="$TS/node_modules/.mcpd-installed-lock.json"
-if cmp -s "$TS/package-lock.json" "$STAMP" 2>/dev/null; then
-  echo "peers/build: ts node_modules up to date"
-else
-  command -v npm >/dev/null 2>&1 || die "npm not found (tests/prereqs.sh installs it)"
-  # The EBADENGINE warning (system npm on Node 20, package wants >= 22) is harmless.
-  (cd "$TS" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in $TS failed"
-  cp "$TS/package-lock.json" "$STAMP"
-fi
 
 # Node 22 for the TS peer: $MCPT_NODE22 from the test deps, else a node on PATH if it is v22+.
 NODE="${MCPT_NODE22:-}"
@@ -40,4 +44,5 @@ case "$NODE_VER" in v2[2-9].*|v[3-9][0-9].*) ;; *) echo "peers/build: WARNING: n
 echo "floor:     PORT=N [RT=ct|mt WORKERS=1] $HERE/target/release/floor"
 echo "rmcp-echo: PORT=N [NODELAY=0|1 JSON=0|1 RT=mt|ct WORKERS=n] $HERE/target/release/rmcp-echo"
 echo "ts:        PORT=N $NODE $TS/server.mjs   # node $NODE_VER"
+echo "ts2:       PORT=N $NODE $HERE/ts2/server.mjs   # node $NODE_VER; protocol 2026-07-28 calls (legacy era stateless)"
 echo "churn:     $HERE/target/release/churn [--conns N] [--duration S] http://127.0.0.1:PORT/mcp"

@@ -2,9 +2,12 @@
 # Smoke test for the peer servers: each one is started on a free port and driven through one
 # session lifecycle with curl (initialize -> notifications/initialized -> tools/call echo ->
 # DELETE) and one second of the churn generator, then stopped by its PID. Last, the churn
-# generator's checks are checked against a stand-in server. Run bench/peers/build.sh first.
+# generator's checks are checked against a stand-in server. Then one protocol 2026-07-28
+# tools/call (no session, the `_meta` envelope, the Mcp-Method/Mcp-Name headers: what
+# bench/lib/call.lua sends with BENCH_ERA=modern) against ts2 (TS SDK 2.x) and mcpd
+# (target/release/mcpd; skipped when not built). Run bench/peers/build.sh first.
 #
-#   bash bench/peers/smoke.sh            # floor (ct, mt), rmcp-echo (NODELAY=0, 1; JSON=1), ts, py
+#   bash bench/peers/smoke.sh            # floor (ct, mt), rmcp-echo (NODELAY=0, 1; JSON=1), ts, py; ts2, mcpd (2026-07-28)
 #
 # Replies may be JSON or SSE (rmcp and the TS SDK answer POSTs with text/event-stream); a call
 # passes when its status is right and, for tools/call, the body contains "Echo: hello".
@@ -29,6 +32,8 @@ ACCEPT='application/json, text/event-stream'
 INIT='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"'$PV'","capabilities":{},"clientInfo":{"name":"peers-smoke","version":"0"}}}'
 INITED='{"jsonrpc":"2.0","method":"notifications/initialized"}'
 CALL='{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"}}}'
+MODERN_PV=2026-07-28
+MODERN_CALL='{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"},"_meta":{"io.modelcontextprotocol/protocolVersion":"'$MODERN_PV'","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"peers-smoke","version":"0"}}}}'
 
 FAILED=0
 # check NAME WANT_STATUS_REGEX GOT_STATUS [BODY_MUST_CONTAIN]
@@ -49,6 +54,15 @@ req() {
   local -a d=(); [ -n "$body" ] && d=(--data-binary "$body")
   : >"$TMP/hdr"; : >"$TMP/body"   # a failed curl leaves the last request's files otherwise
   curl -sS -m 5 -X "$method" "${h[@]}" "${d[@]}" -D "$TMP/hdr" -o "$TMP/body" -w '%{http_code}' "$url" || true
+}
+
+# req_modern URL BODY -> prints status: a protocol 2026-07-28 POST (no session; the version,
+# Mcp-Method and Mcp-Name headers). Headers/body in $TMP/hdr, $TMP/body.
+req_modern() {
+  : >"$TMP/hdr"; : >"$TMP/body"
+  curl -sS -m 5 -X POST -H "Accept: $ACCEPT" -H 'Content-Type: application/json' \
+    -H "MCP-Protocol-Version: $MODERN_PV" -H 'Mcp-Method: tools/call' -H 'Mcp-Name: echo' \
+    --data-binary "$2" -D "$TMP/hdr" -o "$TMP/body" -w '%{http_code}' "$1" || true
 }
 
 # churn_check URL good|bad: one second of the churn generator over 2 connections. good: some
@@ -108,6 +122,36 @@ if [ -n "$PY" ] && [ -x "$PY" ]; then
   smoke "py (mcp $("$PY" -c 'import importlib.metadata as m; print(m.version("mcp"))'))" -- "$PY" "$HERE/py/server.py"
 else
   echo "== py: FAIL: no test-deps venv with the mcp package (run tests/prereqs.sh)"; FAILED=1
+fi
+
+# smoke_modern LABEL PORT ENV... -- CMD...: one protocol 2026-07-28 tools/call echo, no session.
+smoke_modern() {
+  local label="$1" port="$2"; shift 2
+  local -a envs=(); while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
+  echo "== $label (port $port)"
+  env PORT="$port" "${envs[@]}" "$@" >"$TMP/log" 2>&1 &
+  SRV_PID=$!
+  local url="http://127.0.0.1:$port/mcp" _ st
+  for _ in $(seq 100); do
+    curl -s -o /dev/null -m 1 "http://127.0.0.1:$port/" && break
+    kill -0 "$SRV_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  st="$(req_modern "$url" "$MODERN_CALL")"; check "tools/call echo $MODERN_PV" 200 "$st" 'Echo: hello'
+  if grep -qi '^mcp-session-id:' "$TMP/hdr"; then echo "  FAIL a session id on a $MODERN_PV call"; FAILED=1; fi
+  kill "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; SRV_PID=""
+  sed 's/^/  log: /' "$TMP/log" | head -3
+}
+
+smoke_modern "ts2 (node $("$NODE" --version))" "$(free_port)" -- "$NODE" "$HERE/ts2/server.mjs"
+MCPD="$(cd "$HERE/../.." && pwd)/target/release/mcpd"
+if [ -x "$MCPD" ]; then
+  port="$(free_port)"
+  printf '[server]\nlisten = "127.0.0.1:%s"\nnode_id = "smoke"\n[log]\nlevel = "warn"\n' "$port" >"$TMP/mcpd.toml"
+  # mcpd takes its port from the config (PORT is set too, and ignored).
+  smoke_modern "mcpd ($("$MCPD" --version 2>/dev/null))" "$port" -- "$MCPD" serve --config "$TMP/mcpd.toml"
+else
+  echo "== mcpd: SKIP (not built: cargo build --release)"
 fi
 
 # The churn generator's own checks, against a stand-in that splits every SSE body over two chunks.
