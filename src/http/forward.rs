@@ -122,7 +122,7 @@ impl Forwarder {
                     // decide. Its session is not in question.
                     tracing::warn!(owner_node = %to.node, url = %to.url, error = %e, elapsed_ms, "the owner's answer broke off; answering 502");
                     return Ok((
-                        super::routes::into_response(Reply::error(
+                        super::translate::into_response(Reply::error(
                             502,
                             ErrorCode::INTERNAL_ERROR,
                             format!(
@@ -141,7 +141,7 @@ impl Forwarder {
                     "cannot forward to the session's owner; answering 404"
                 );
                 Ok((
-                    super::routes::into_response(Reply::session_not_found(), HeaderMap::new()),
+                    super::translate::into_response(Reply::session_not_found(), HeaderMap::new()),
                     false,
                 ))
             }

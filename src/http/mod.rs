@@ -12,6 +12,7 @@ mod forward;
 mod head_timeout;
 mod routes;
 mod stoppable;
+mod translate;
 
 use std::sync::Arc;
 use std::time::Duration;

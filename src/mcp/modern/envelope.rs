@@ -39,7 +39,7 @@ fn invalid(message: impl Into<String>) -> Refusal {
 #[derive(Deserialize, Default)]
 pub(crate) struct Params<'a> {
     #[serde(rename = "_meta", borrow, default)]
-    pub meta: Option<RawMeta<'a>>,
+    pub meta: Option<Meta<'a>>,
     #[serde(borrow, default, deserialize_with = "jsonrpc::borrowed_str")]
     pub name: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "jsonrpc::borrowed_str")]
@@ -77,7 +77,7 @@ pub(crate) fn object_params<'de, D: serde::Deserializer<'de>>(
 /// `_meta` as sent, read in the same pass as the params: a value of the wrong type makes the
 /// whole params invalid (-32602); [`Envelope::check`] checks what is there.
 #[derive(Deserialize, Default)]
-pub(crate) struct RawMeta<'a> {
+pub(crate) struct Meta<'a> {
     #[serde(
         rename = "io.modelcontextprotocol/protocolVersion",
         borrow,
@@ -173,7 +173,7 @@ impl Envelope {
     pub fn check(
         h: &RequestHeaders<'_>,
         method: &str,
-        meta: Option<&RawMeta<'_>>,
+        meta: Option<&Meta<'_>>,
     ) -> Result<Envelope, Refusal> {
         let Some(header) = h.protocol_version else {
             return Err(mismatch(
