@@ -263,7 +263,9 @@ pub enum LookupError {
 /// The served set, indexed by name and with its list replies rendered once.
 pub struct Catalog {
     tools: Vec<Tool>,
-    tool_index: HashMap<&'static str, usize>,
+    /// Hashed with foldhash: fixed at start, so untrusted names only look up (no flooding), and a
+    /// lookup costs a few dozen instructions against SipHash's ~100.
+    tool_index: HashMap<&'static str, usize, foldhash::fast::RandomState>,
     resources: Vec<Resource>,
     templates: Vec<ResourceTemplate>,
     prompts: Vec<Prompt>,

@@ -95,10 +95,14 @@ pub(super) fn respond(reply: Reply, request: &mut HeaderMap) -> Response<Body> {
 /// The response to `reply`, its headers added to `map` (which is expected to be empty).
 pub(super) fn into_response(reply: Reply, map: HeaderMap) -> Response<Body> {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // Constants: `HeaderValue::from_static` on a value chosen at run time checks its bytes each
+    // time.
+    const JSON: HeaderValue = HeaderValue::from_static("application/json");
+    const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
     let (body, content_type) = match reply.body {
         ReplyBody::Empty => (Body::Empty, None),
-        ReplyBody::Json(bytes) => (Body::full(bytes), Some("application/json")),
-        ReplyBody::Sse(stream) => (Body::Stream(stream), Some("text/event-stream")),
+        ReplyBody::Json(bytes) => (Body::full(bytes), Some(JSON)),
+        ReplyBody::Sse(stream) => (Body::Stream(stream), Some(EVENT_STREAM)),
     };
     let streams = matches!(body, Body::Stream(_));
     let mut response = Response::new(body);
@@ -106,7 +110,7 @@ pub(super) fn into_response(reply: Reply, map: HeaderMap) -> Response<Body> {
     *response.status_mut() = status;
     let h = response.headers_mut();
     if let Some(t) = content_type {
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(t));
+        h.insert(header::CONTENT_TYPE, t);
     }
     if streams {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
