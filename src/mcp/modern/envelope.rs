@@ -8,7 +8,8 @@
 //! 4. the version is one we speak (400, -32022 with `supported` and `requested`);
 //! 5. `Mcp-Method` equals the method, `Mcp-Name` the name or URI (400, -32020).
 //!
-//! Header values are compared after trimming surrounding whitespace, case kept; a value in the
+//! Header values are compared after trimming surrounding whitespace (ASCII: a value that is not
+//! visible ASCII never gets this far), case kept; a value in the
 //! `=?base64?…?=` form is decoded first and must be valid base64 of UTF-8.
 
 use std::borrow::Cow;
@@ -36,7 +37,7 @@ fn invalid(message: impl Into<String>) -> Refusal {
 }
 
 /// The params of any 2026-07-28 request, read in one pass: each method takes what it needs.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 pub(crate) struct Params<'a> {
     #[serde(rename = "_meta", borrow, default)]
     pub meta: Option<Meta<'a>>,
@@ -45,38 +46,39 @@ pub(crate) struct Params<'a> {
     #[serde(borrow, default, deserialize_with = "jsonrpc::borrowed_str")]
     pub uri: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    pub arguments: Option<&'a RawValue>,
+    pub arguments: Option<Raw<'a>>,
     #[serde(borrow, default)]
-    pub cursor: Option<&'a RawValue>,
+    pub cursor: Option<Raw<'a>>,
     #[serde(rename = "inputResponses", borrow, default)]
-    pub input_responses: Option<&'a RawValue>,
+    pub input_responses: Option<Raw<'a>>,
     #[serde(rename = "requestState", borrow, default)]
-    pub request_state: Option<&'a RawValue>,
+    pub request_state: Option<Raw<'a>>,
     #[serde(borrow, default)]
-    pub notifications: Option<&'a RawValue>,
+    pub notifications: Option<Raw<'a>>,
 }
 
-/// Reads [`Params`] only from a JSON object (`serde(deserialize_with)`): a derived struct would
-/// also take an array, which params of this protocol never are.
-pub(crate) fn object_params<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Params<'de>, D::Error> {
-    struct Visitor;
-    impl<'de> serde::de::Visitor<'de> for Visitor {
-        type Value = Params<'de>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a params object")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<Params<'de>, A::Error> {
-            Params::deserialize(serde::de::value::MapAccessDeserializer::new(m))
-        }
+/// A JSON value's text as sent, valid JSON (checked by whoever read it: serde's `RawValue` on
+/// the general path, the scanner on the fast one). Why not `&RawValue`: the scanner can only
+/// make one of these without parsing the text again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Raw<'a>(pub(super) &'a str);
+
+impl<'a> Raw<'a> {
+    /// The value's JSON text.
+    pub fn get(&self) -> &'a str {
+        self.0
     }
-    d.deserialize_map(Visitor)
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Raw<'a>, D::Error> {
+        <&'de RawValue>::deserialize(d).map(|r| Raw(r.get()))
+    }
 }
 
 /// `_meta` as sent, read in the same pass as the params: a value of the wrong type makes the
 /// whole params invalid (-32602); [`Envelope::check`] checks what is there.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 pub(crate) struct Meta<'a> {
     #[serde(
         rename = "io.modelcontextprotocol/protocolVersion",
@@ -84,29 +86,29 @@ pub(crate) struct Meta<'a> {
         default,
         deserialize_with = "jsonrpc::borrowed_str"
     )]
-    version: Option<Cow<'a, str>>,
+    pub(super) version: Option<Cow<'a, str>>,
     #[serde(rename = "io.modelcontextprotocol/clientCapabilities", default)]
-    capabilities: Option<Caps>,
+    pub(super) capabilities: Option<Caps>,
     #[serde(rename = "io.modelcontextprotocol/clientInfo", borrow, default)]
-    client_info: Option<ClientInfo<'a>>,
+    pub(super) client_info: Option<ClientInfo<'a>>,
     #[serde(
         rename = "io.modelcontextprotocol/logLevel",
         borrow,
         default,
         deserialize_with = "jsonrpc::borrowed_str"
     )]
-    log_level: Option<Cow<'a, str>>,
+    pub(super) log_level: Option<Cow<'a, str>>,
     #[serde(rename = "progressToken", default)]
-    progress_token: Option<Value>,
+    pub(super) progress_token: Option<Value>,
 }
 
 /// Which of sampling, elicitation and roots a `ClientCapabilities` object declares (a key whose
 /// value is not `null`). Only an object is one (a derived struct would take an array too).
-#[derive(Default)]
-struct Caps {
-    sampling: bool,
-    elicitation: bool,
-    roots: bool,
+#[derive(Default, Debug, PartialEq, Eq)]
+pub(super) struct Caps {
+    pub sampling: bool,
+    pub elicitation: bool,
+    pub roots: bool,
 }
 
 impl<'de> Deserialize<'de> for Caps {
@@ -139,10 +141,10 @@ impl<'de> Deserialize<'de> for Caps {
 }
 
 /// `clientInfo`: only the name is used.
-#[derive(Deserialize, Default)]
-struct ClientInfo<'a> {
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct ClientInfo<'a> {
     #[serde(borrow, default, deserialize_with = "jsonrpc::borrowed_str")]
-    name: Option<Cow<'a, str>>,
+    pub name: Option<Cow<'a, str>>,
 }
 
 /// What a valid envelope tells about the request.
@@ -174,6 +176,7 @@ impl Envelope {
         h: &RequestHeaders<'_>,
         method: &str,
         meta: Option<&Meta<'_>>,
+        names: &super::names::ClientNames,
     ) -> Result<Envelope, Refusal> {
         let Some(header) = h.protocol_version else {
             return Err(mismatch(
@@ -210,7 +213,7 @@ impl Envelope {
                 ))
             })?),
         };
-        if header.trim() != version {
+        if header.trim_ascii() != version {
             return Err(mismatch(format!(
                 "Header mismatch: MCP-Protocol-Version {header:?} does not match _meta protocolVersion {version:?}"
             )));
@@ -225,7 +228,7 @@ impl Envelope {
                 .with_data(json!({"supported": era::supported_versions(), "requested": version})),
             ));
         };
-        match h.method.map(str::trim) {
+        match h.method.map(str::trim_ascii) {
             None => {
                 return Err(mismatch(
                     "Header mismatch: the Mcp-Method header is required",
@@ -238,12 +241,12 @@ impl Envelope {
             }
             Some(_) => {}
         }
-        let client_name = meta
-            .client_info
-            .as_ref()
-            .and_then(|i| i.name.as_deref())
-            .unwrap_or("unknown")
-            .into();
+        let client_name = names.get(
+            meta.client_info
+                .as_ref()
+                .and_then(|i| i.name.as_deref())
+                .unwrap_or("unknown"),
+        );
         let progress_token = meta
             .progress_token
             .clone()
@@ -277,7 +280,7 @@ pub(crate) fn check_name(h: &RequestHeaders<'_>, name: &str) -> Result<(), Refus
 /// A header value as the client meant it: trimmed, and decoded from `=?base64?…?=`; `None` when
 /// that form does not hold valid base64 of UTF-8.
 pub(crate) fn decode(value: &str) -> Option<Cow<'_, str>> {
-    let value = value.trim();
+    let value = value.trim_ascii();
     match value
         .strip_prefix("=?base64?")
         .and_then(|v| v.strip_suffix("?="))
@@ -391,7 +394,8 @@ mod tests {
     fn check(h: &RequestHeaders<'_>, method: &str, params: &str) -> Result<Envelope, (u16, i64)> {
         // As the endpoint reads them: params that do not parse are invalid params.
         let p: Params<'_> = serde_json::from_str(params).map_err(|_| (400, -32602))?;
-        Envelope::check(h, method, p.meta.as_ref()).map_err(|(s, e)| (s, e.code.0))
+        Envelope::check(h, method, p.meta.as_ref(), &Default::default())
+            .map_err(|(s, e)| (s, e.code.0))
     }
 
     const OK: &str = r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"sampling":{},"roots":null}}}"#;
@@ -492,6 +496,7 @@ mod tests {
             &headers(Some("2025-11-25"), Some("x")),
             "x",
             p.meta.as_ref(),
+            &Default::default(),
         )
         .unwrap_err();
         assert_eq!((status, e.code), (400, ErrorCode::UNSUPPORTED_VERSION));

@@ -21,17 +21,16 @@
 mod call;
 mod envelope;
 mod listen;
+mod names;
 pub(crate) mod results;
 mod run;
+mod scan;
 pub(crate) mod state;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use std::borrow::Cow;
-
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
@@ -56,6 +55,8 @@ pub(crate) struct Modern {
     keys: RwLock<Arc<StateKeys>>,
     /// Whether list-changed notifications can happen (and are advertised).
     pub lists_change: bool,
+    /// The client names requests give, shared.
+    names: names::ClientNames,
 }
 
 impl Modern {
@@ -78,6 +79,7 @@ impl Modern {
             param_headers,
             keys: RwLock::new(Arc::new(keys)),
             lists_change,
+            names: names::ClientNames::default(),
         }
     }
 
@@ -127,7 +129,7 @@ pub(crate) async fn post(
                 Ok(p) => p,
                 Err(e) => return refused(&id, (400, e)),
             };
-            let env = match Envelope::check(h, &method, p.meta.as_ref()) {
+            let env = match Envelope::check(h, &method, p.meta.as_ref(), &shared.modern.names) {
                 Ok(env) => env,
                 Err(r) => return refused(&id, r),
             };
@@ -137,43 +139,23 @@ pub(crate) async fn post(
     }
 }
 
-/// The common case read in one pass: a well-formed `tools/call` (what nearly all modern traffic
-/// is), its params typed straight from the body instead of captured whole and read again, and
-/// set up without an await (the caller awaits the [`Run`], so the request's future holds only
-/// that). `None` for anything else, or anything unusual, which then takes the general path (the
-/// same answers, with the general path's exact errors).
+/// The common case read in one pass: a plain `tools/call` (what nearly all modern traffic is),
+/// read by [`scan`] instead of captured whole and parsed again, and set up without an await
+/// (the caller awaits the [`Run`], so the request's future holds only that). `None` for
+/// anything else, or anything unusual, which then takes the general path (the same answers,
+/// with the general path's exact errors).
 pub(crate) fn prepare_call(
     shared: &Arc<Shared>,
     h: &RequestHeaders<'_>,
     body: &Bytes,
 ) -> Option<Result<Run, Reply>> {
-    #[derive(Deserialize)]
-    struct Wire<'a> {
-        #[serde(borrow)]
-        jsonrpc: Cow<'a, str>,
-        id: RequestId,
-        #[serde(borrow)]
-        method: Cow<'a, str>,
-        #[serde(borrow, deserialize_with = "envelope::object_params")]
-        params: Params<'a>,
-    }
-    let text = std::str::from_utf8(body).ok()?;
-    // Only an object: a derived struct would also read an array, and a batch is not a call.
-    if !text.trim_start().starts_with('{') {
-        return None;
-    }
-    // From text checked once: serde_json then reads strings without checking each (measured:
-    // `from_slice`, which checks every string it reads, cost ~1k instructions more a call).
-    let w: Wire<'_> = serde_json::from_str(text).ok()?;
-    if w.jsonrpc != "2.0" || w.method != "tools/call" {
-        return None;
-    }
-    let env = match Envelope::check(h, &w.method, w.params.meta.as_ref()) {
+    let (id, params) = scan::tools_call(std::str::from_utf8(body).ok()?)?;
+    let env = match Envelope::check(h, "tools/call", params.meta.as_ref(), &shared.modern.names) {
         Ok(env) => env,
-        Err(r) => return Some(Err(refused(&w.id, r))),
+        Err(r) => return Some(Err(refused(&id, r))),
     };
-    crate::telemetry::metrics().rpc(Era::Modern, &w.method);
-    Some(call::call(shared, h, body, w.id, env, w.params))
+    crate::telemetry::metrics().rpc(Era::Modern, "tools/call");
+    Some(call::call(shared, h, body, id, env, params))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -270,7 +252,7 @@ fn read(
 }
 
 /// Reads `arguments` as an object (absent is empty).
-fn arguments(raw: Option<&RawValue>) -> Result<Map<String, Value>, Refusal> {
+fn arguments(raw: Option<envelope::Raw<'_>>) -> Result<Map<String, Value>, Refusal> {
     match raw {
         None => Ok(Map::new()),
         Some(raw) => serde_json::from_str::<Map<String, Value>>(raw.get()).map_err(|_| {
