@@ -8,6 +8,7 @@
 //! names the key, never a silently ignored setting. All validation happens here, once, so the rest
 //! of the program works with values that are already known to be good.
 
+pub mod auth;
 mod duration;
 
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use auth::Auth;
 pub use duration::Duration;
 
 /// The embedded defaults: what `mcpd` runs with on a fresh machine.
@@ -59,6 +61,7 @@ pub struct Config {
     pub catalog: Catalog,
     pub log: Log,
     pub shutdown: Shutdown,
+    pub auth: Auth,
 }
 
 /// The listener and the HTTP-level guards in front of `/mcp`.
@@ -292,7 +295,7 @@ impl Config {
             );
         }
         for origin in &self.server.allowed_origins {
-            if crate::mcp::transport::parse_origin(origin).is_none() {
+            if parse_origin(origin).is_none() {
                 return invalid(
                     "server.allowed_origins",
                     format!("{origin:?} is not an origin like https://app.example.com[:port]"),
@@ -409,7 +412,7 @@ impl Config {
                 format!("{:?} is not a filter such as \"info\"", self.log.level),
             );
         }
-        Ok(())
+        self.auth.validate()
     }
 
     /// The effective configuration as TOML (what `mcpd check-config` prints).
@@ -448,6 +451,20 @@ fn describe(e: &figment::Error) -> String {
         })
         .collect();
     lines.join("\n")
+}
+
+/// Parses `scheme://host[:port]` into its lower-case form; `None` when it is not an origin (the
+/// form of `server.allowed_origins`, and of the `Origin` header it is compared with).
+pub fn parse_origin(s: &str) -> Option<String> {
+    let (scheme, rest) = s.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if !matches!(scheme.as_str(), "http" | "https")
+        || rest.is_empty()
+        || rest.contains(['/', '?', '#', '@', ' '])
+    {
+        return None;
+    }
+    Some(format!("{scheme}://{}", rest.to_ascii_lowercase()))
 }
 
 fn is_token(s: &str) -> bool {

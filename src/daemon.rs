@@ -48,6 +48,9 @@ pub enum DaemonError {
     Registry(#[from] crate::session::registry::RegistryError),
     #[error("invalid redis.url for the cluster link")]
     Cluster(#[from] fred::error::Error),
+    /// The client for authorization servers could not be set up (`auth.ca_file`).
+    #[error(transparent)]
+    Auth(#[from] crate::auth::TlsError),
 }
 
 /// Runs the server until a termination signal; returns after the drain.
@@ -83,12 +86,14 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         true => StateKeys::from_secrets(&[own_secret.as_str()], cfg.cluster.state_ttl.get()),
         false => StateKeys::from_secrets(&configured, cfg.cluster.state_ttl.get()),
     };
+    let auth = crate::auth::Auth::new(&cfg.auth)?;
     let endpoint = Endpoint::new(
         &cfg,
         Arc::clone(&table),
         draining.clone(),
         closing.clone(),
         state_keys,
+        auth.clone(),
     );
     let stop_requests = endpoint.stop_requests().clone();
     let cluster_stop = CancellationToken::new();
@@ -121,6 +126,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             cfg.session.request_timeout.get(),
             closing.clone(),
         ),
+        auth,
     ));
     let trimmer = tokio::spawn(give_back_memory(Arc::clone(&table), stop.clone()));
     let reaper = tokio::spawn(Arc::clone(&table).run_reaper(

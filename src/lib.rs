@@ -12,6 +12,7 @@
 //!
 //! Dependencies point one way: `http → mcp → {session, catalog}`.
 
+pub mod auth;
 pub mod catalog;
 pub mod cluster;
 pub mod config;

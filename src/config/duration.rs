@@ -65,7 +65,7 @@ impl fmt::Display for Duration {
             (1_000, "s"),
         ];
         for (size, unit) in units {
-            if ms != 0 && ms % size == 0 {
+            if ms != 0 && ms.is_multiple_of(size) {
                 return write!(f, "{}{unit}", ms / size);
             }
         }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::translate::{into_response, read_headers, respond};
 use super::Body;
+use crate::auth::{Auth, Check};
 use crate::mcp::jsonrpc::ErrorCode;
 use crate::mcp::transport::{Reply, RequestHeaders};
 use crate::mcp::{Endpoint, HttpMethod};
@@ -43,11 +44,15 @@ pub struct Router {
     forwarder: super::Forwarder,
     /// At the drain's deadline, requests still without an answer get a 503.
     deadline: super::drain::Deadline,
+    /// The resource server, when `auth.enabled`.
+    auth: Option<Arc<Auth>>,
 }
 
 impl Router {
     /// `draining` turns `/healthz` to 503 (so load balancers move new clients away);
-    /// `forwarder` relays misrouted requests to their owners.
+    /// `forwarder` relays misrouted requests to their owners; `auth` checks every MCP request's
+    /// bearer token.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         endpoint: Endpoint,
         path: String,
@@ -56,6 +61,7 @@ impl Router {
         body_timeout: Duration,
         draining: CancellationToken,
         forwarder: super::Forwarder,
+        auth: Option<Arc<Auth>>,
     ) -> Router {
         Router {
             endpoint,
@@ -66,6 +72,7 @@ impl Router {
             draining,
             forwarder,
             deadline: super::drain::Deadline::default(),
+            auth,
         }
     }
 
@@ -101,6 +108,8 @@ impl Router {
             Either::Left(ready(self.healthz(req.method())))
         } else if path == "/metrics" {
             Either::Left(ready(self.metrics(req.method())))
+        } else if let Some(auth) = self.auth.as_ref().filter(|a| a.metadata().serves(path)) {
+            Either::Left(ready(resource_metadata(auth, req.method())))
         } else {
             Either::Left(ready(json_response(
                 StatusCode::NOT_FOUND,
@@ -168,6 +177,13 @@ impl Router {
         incoming: Incoming,
     ) -> impl Future<Output = Response<Body>> + Send + '_ {
         async move {
+            let principal = match &self.auth {
+                None => None,
+                Some(auth) => match self.authorize(auth, &parts.headers).await {
+                    Ok(p) => Some(p),
+                    Err(refused) => return refused,
+                },
+            };
             let method = match parts.method {
                 Method::POST => HttpMethod::Post,
                 Method::GET => HttpMethod::Get,
@@ -184,6 +200,7 @@ impl Router {
                 Err(reply) => return respond(reply, &mut parts.headers),
             };
             headers.params = &params;
+            headers.principal = principal.as_ref();
             if let Err(reply) = self.endpoint.precheck(method, &headers) {
                 return respond(reply, &mut parts.headers);
             }
@@ -232,6 +249,37 @@ impl Router {
         }
     }
 
+    /// The bearer of the request's token, or the refusal to send (401, 403 or 503). Waits only
+    /// when the token's key is new to this node (boxed: that path fetches over the network).
+    async fn authorize(
+        &self,
+        auth: &Auth,
+        headers: &HeaderMap,
+    ) -> Result<crate::auth::Principal, Response<Body>> {
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let authorization = values.next().map(HeaderValue::as_bytes);
+        let checked = if values.next().is_some() {
+            // Two Authorization headers: which one a proxy or the client meant is unknowable.
+            auth.check(Some(b"Bearer"))
+        } else {
+            match auth.check(authorization) {
+                Check::NeedsKeys => Box::pin(auth.check_fetching(authorization)).await,
+                checked => checked,
+            }
+        };
+        let refusal = match checked {
+            Check::Valid(p) => {
+                crate::telemetry::metrics().auth(crate::auth::Outcome::Ok.label());
+                return Ok(p);
+            }
+            Check::Refused(r) => r,
+            Check::NeedsKeys => auth.missing(),
+        };
+        crate::telemetry::metrics().auth(refusal.outcome.label());
+        tracing::info!(node = %self.node, outcome = refusal.outcome.label(), status = refusal.status, reason = %refusal.description, "request refused by authorization");
+        Err(into_response(Reply::refused(&refusal), HeaderMap::new()))
+    }
+
     /// Counts and logs a reply the endpoint made here.
     fn finish(
         &self,
@@ -247,11 +295,14 @@ impl Router {
             HttpMethod::Other => "other",
         };
         crate::telemetry::metrics().request(method_label, reply.status);
+        let principal = headers.principal;
         tracing::debug!(
             node = %self.node,
             method = %http_method,
             session_id = headers.session_id.unwrap_or(""),
             status = reply.status,
+            sub = principal.map_or("", |p| p.subject()),
+            client_id = principal.and_then(|p| p.client_id()).unwrap_or(""),
             "mcp request"
         );
     }
@@ -396,4 +447,48 @@ fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Body>
         HeaderValue::from_static("application/json"),
     );
     r
+}
+
+/// `/.well-known/oauth-protected-resource[/path]` (RFC 9728): public, readable from browsers.
+fn resource_metadata(auth: &Auth, method: &Method) -> Response<Body> {
+    let mut response = match *method {
+        Method::GET | Method::HEAD => {
+            let mut r = Response::new(Body::full(auth.metadata().json()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Method::OPTIONS => {
+            let mut r = Response::new(Body::Empty);
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            let h = r.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, HEAD, OPTIONS"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("*"),
+            );
+            r
+        }
+        _ => {
+            let mut r = json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"error": "method not allowed"}),
+            );
+            r.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, OPTIONS"),
+            );
+            r
+        }
+    };
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
 }

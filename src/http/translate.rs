@@ -99,10 +99,16 @@ pub(super) fn into_response(reply: Reply, map: HeaderMap) -> Response<Body> {
     // time.
     const JSON: HeaderValue = HeaderValue::from_static("application/json");
     const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
+    let mut challenge = None;
     let (body, content_type) = match reply.body {
         ReplyBody::Empty => (Body::Empty, None),
         ReplyBody::Json(bytes) => (Body::full(bytes), Some(JSON)),
         ReplyBody::Sse(stream) => (Body::Stream(stream), Some(EVENT_STREAM)),
+        ReplyBody::Challenged(b) => {
+            let (bytes, c) = *b;
+            challenge = HeaderValue::from_str(&c).ok();
+            (Body::full(bytes), Some(JSON))
+        }
     };
     let streams = matches!(body, Body::Stream(_));
     let mut response = Response::new(body);
@@ -126,6 +132,9 @@ pub(super) fn into_response(reply: Reply, map: HeaderMap) -> Response<Body> {
     }
     if let Some(secs) = reply.retry_after {
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let Some(c) = challenge {
+        h.insert(header::WWW_AUTHENTICATE, c);
     }
     response
 }

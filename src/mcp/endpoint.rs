@@ -58,13 +58,15 @@ struct InitializeParams {
 
 impl Endpoint {
     /// Builds the endpoint over `table`. `draining` refuses new sessions; `closing` ends streams;
-    /// `keys` seal MRTR `requestState` until [`set_state_keys`](Self::set_state_keys).
+    /// `keys` seal MRTR `requestState` until [`set_state_keys`](Self::set_state_keys); `auth`
+    /// (when on) holds the scopes each tool needs.
     pub fn new(
         cfg: &Config,
         table: Arc<SessionTable>,
         draining: CancellationToken,
         closing: CancellationToken,
         keys: StateKeys,
+        auth: Option<Arc<crate::auth::Auth>>,
     ) -> Endpoint {
         let catalog = Catalog::new(cfg.catalog.conformance);
         let modern = Modern::new(&cfg.server.node_id, &catalog, keys);
@@ -97,6 +99,7 @@ impl Endpoint {
                 draining,
                 closing,
                 greetings: Greetings::new(&cfg.server.node_id),
+                auth,
             }),
         }
     }
@@ -230,8 +233,33 @@ impl Endpoint {
                 ),
             );
         }
+        if let Some(refused) = self.tool_scopes_refused(h, &parsed.messages) {
+            return refused;
+        }
         self.shared.table.touch(&session);
         super::dispatch::post(&self.shared, &session, parsed.messages, parsed.batch).await
+    }
+
+    /// The 403 of a POST with a `tools/call` whose token lacks a scope the tool needs
+    /// (`[auth.tool_scopes]`); the whole POST is refused, a batch too, before anything runs.
+    fn tool_scopes_refused(
+        &self,
+        h: &RequestHeaders<'_>,
+        messages: &[Message<'_>],
+    ) -> Option<Reply> {
+        #[derive(Deserialize)]
+        struct Named<'a> {
+            #[serde(borrow)]
+            name: std::borrow::Cow<'a, str>,
+        }
+        self.shared.auth.as_ref()?;
+        messages.iter().find_map(|m| match m {
+            Message::Request { method, params, .. } if method == "tools/call" => {
+                let named: Named<'_> = jsonrpc::params(*params).ok()?;
+                self.shared.tool_refused(h.principal, &named.name)
+            }
+            _ => None,
+        })
     }
 
     /// A GET: the standalone stream, or the resumption of any stream with `Last-Event-ID`.

@@ -55,9 +55,24 @@ pub(crate) struct Shared {
     /// Cancelled when the drain's `shutdown.request_grace` is over: modern calls still running
     /// are stopped and answered so (sessions' calls are stopped by the session table).
     pub stop_requests: CancellationToken,
+    /// The resource server (`auth.enabled`): the scopes a `tools/call` needs.
+    pub auth: Option<Arc<crate::auth::Auth>>,
 }
 
 impl Shared {
+    /// The 403 of a `tools/call` of `tool` whose token lacks a scope `[auth.tool_scopes]`
+    /// requires for it; `None` when the call may go ahead (or `auth` is off).
+    pub fn tool_refused(
+        &self,
+        principal: Option<&crate::auth::Principal>,
+        tool: &str,
+    ) -> Option<Reply> {
+        let auth = self.auth.as_ref()?;
+        let refusal = auth.tool_refusal(principal?, tool)?;
+        crate::telemetry::metrics().auth(refusal.outcome.label());
+        Some(Reply::refused(&refusal))
+    }
+
     /// What a tool learns about its caller.
     pub fn call_info(&self, session: &Session) -> CallInfo {
         CallInfo {

@@ -56,6 +56,8 @@ pub struct RequestHeaders<'a> {
     /// The first of `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` that came more than once
     /// (a 2026-07-28 request with a repeated routing header is refused).
     pub repeated: Option<&'static str>,
+    /// Not a header: who the request is from, when `auth` is on (its token was checked).
+    pub principal: Option<&'a crate::auth::Principal>,
     /// Not a header: set by the HTTP layer when it runs a request again here because forwarding
     /// it to this node (the session's owner) failed to connect — evidence the owner is gone.
     pub unreachable_owner: Option<&'a str>,
@@ -84,6 +86,9 @@ pub enum ReplyBody {
     Json(Bytes),
     /// An SSE stream; the HTTP layer sends it with the SSE headers.
     Sse(BoxStream<'static, Bytes>),
+    /// A JSON body sent with `WWW-Authenticate: <challenge>` (a 403 for missing scopes).
+    /// Boxed: the rare case must not make every reply larger.
+    Challenged(Box<(Bytes, String)>),
 }
 
 /// What the protocol layer answers; the HTTP layer adds the standard headers.
@@ -210,6 +215,26 @@ impl Reply {
     }
 
     /// 503 with `Retry-After`.
+    /// The answer to a request the authorization check refused (an OAuth error body and the
+    /// challenge).
+    pub fn refused(r: &crate::auth::Refusal) -> Reply {
+        let error = match r.status {
+            403 => "insufficient_scope",
+            503 => "temporarily_unavailable",
+            _ => "invalid_token",
+        };
+        let body = Bytes::from(
+            serde_json::json!({"error": error, "error_description": r.description}).to_string(),
+        );
+        let mut reply = Reply::empty(r.status);
+        reply.body = match &r.challenge {
+            Some(c) => ReplyBody::Challenged(Box::new((body, c.clone()))),
+            None => ReplyBody::Json(body),
+        };
+        reply.retry_after = r.retry_after;
+        reply
+    }
+
     pub fn unavailable(message: impl Into<String>, retry_after: u32) -> Reply {
         Reply {
             retry_after: Some(retry_after),
@@ -239,7 +264,7 @@ impl OriginPolicy {
         OriginPolicy {
             origins: allowed_origins
                 .iter()
-                .filter_map(|o| parse_origin(o))
+                .filter_map(|o| crate::config::parse_origin(o))
                 .collect(),
             hosts: allowed_hosts
                 .iter()
@@ -252,7 +277,7 @@ impl OriginPolicy {
     /// 403 unless both headers pass.
     pub fn check(&self, origin: Option<&str>, host: Option<&str>) -> Result<(), Reply> {
         if let Some(origin) = origin {
-            let ok = parse_origin(origin)
+            let ok = crate::config::parse_origin(origin)
                 .is_some_and(|o| is_loopback_origin(&o) || self.origins.contains(&o));
             if !ok {
                 return Err(Reply::error(
@@ -277,19 +302,6 @@ impl OriginPolicy {
         }
         Ok(())
     }
-}
-
-/// Parses `scheme://host[:port]` into its lower-case form; `None` when it is not an origin.
-pub fn parse_origin(s: &str) -> Option<String> {
-    let (scheme, rest) = s.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    if !matches!(scheme.as_str(), "http" | "https")
-        || rest.is_empty()
-        || rest.contains(['/', '?', '#', '@', ' '])
-    {
-        return None;
-    }
-    Some(format!("{scheme}://{}", rest.to_ascii_lowercase()))
 }
 
 fn is_loopback_origin(origin: &str) -> bool {

@@ -21,6 +21,22 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// Labels: how an authorization check ended (`auth::Outcome`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+/// The `mcpd_auth_total` outcomes, shown at 0 from the start.
+const AUTH_OUTCOMES: [&str; 6] = [
+    "ok",
+    "missing",
+    "invalid",
+    "expired",
+    "insufficient_scope",
+    "issuer_unavailable",
+];
+
 /// Labels: an answered HTTP request on the MCP endpoint.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -73,6 +89,8 @@ pub struct Metrics {
     pub sse_streams_open: Gauge,
     /// 2026-07-28 requests whose client closed the stream before the answer (cancellations).
     pub modern_cancelled: Counter,
+    /// Authorization checks, by outcome (`auth` on).
+    auth: Family<OutcomeLabels, Counter>,
     sessions_live: Gauge,
     registry_queue: Gauge,
     registry_up: Gauge,
@@ -107,6 +125,11 @@ const RPC_METHODS: &[&str] = &[
 ];
 
 impl Metrics {
+    /// Counts one authorization check that ended with `outcome` (an `auth::Outcome` label).
+    pub fn auth(&self, outcome: &'static str) {
+        self.auth.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
     fn new() -> Metrics {
         let mut registry = Registry::with_prefix("mcpd");
         let m = Metrics {
@@ -120,6 +143,7 @@ impl Metrics {
             truncated: Family::default(),
             sse_streams_open: Gauge::default(),
             modern_cancelled: Counter::default(),
+            auth: Family::default(),
             sessions_live: Gauge::default(),
             registry_queue: Gauge::default(),
             registry_up: Gauge::default(),
@@ -190,6 +214,15 @@ impl Metrics {
             "2026-07-28 requests cancelled by their client closing the stream",
             m.modern_cancelled.clone(),
         );
+        registry.register(
+            "auth",
+            "Authorization checks of requests, by outcome (ok, missing, invalid, expired, \
+             insufficient_scope, issuer_unavailable)",
+            m.auth.clone(),
+        );
+        for outcome in AUTH_OUTCOMES {
+            let _ = m.auth.get_or_create(&OutcomeLabels { outcome });
+        }
         registry.register(
             "registry_queue_depth",
             "Registry operations waiting for Redis",

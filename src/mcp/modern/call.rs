@@ -87,6 +87,9 @@ pub(super) fn call(
             ))
         }
     };
+    if let Some(refused) = shared.tool_refused(h.principal, tool.name) {
+        return Err(refused);
+    }
     if let Some(annotated) = shared.modern.param_headers.get(tool.name) {
         if let Err(r) = envelope::check_params(h, annotated, &t.args) {
             return Err(refused(&id, r));

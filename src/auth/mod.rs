@@ -1,0 +1,468 @@
+//! mcpd as an OAuth 2.1 resource server: who is calling, checked on every request to the MCP
+//! endpoint of either era, on the node that serves it.
+//!
+//! A request carries `Authorization: Bearer <JWT access token>` (RFC 6750, RFC 9068). The token
+//! must be signed by an accepted issuer with a key of its published set (see [`keys`]), with an
+//! algorithm from the allow-list that the key itself allows, for one of our audiences, not
+//! expired, not early, of the configured `typ`. What it says about its bearer becomes the
+//! request's [`Principal`]. Anything else is a [`Refusal`]: 401 with the challenge that points
+//! clients at our metadata ([`metadata`]), 403 for missing scopes, 503 while an issuer whose key
+//! is needed is unreachable. A token is never logged, counted or echoed.
+//!
+//! The check is synchronous while the key is known ([`Auth::check`]); only a token signed with a
+//! key this node has not seen waits, for one fetch of its issuer's keys ([`Auth::check_fetching`]).
+
+mod fetch;
+mod keys;
+pub mod metadata;
+mod principal;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+
+use crate::config;
+pub use fetch::TlsError;
+use keys::{KeyStore, Lookup};
+pub use metadata::Challenge;
+pub use principal::Principal;
+
+/// How a check ended, for `mcpd_auth_total{outcome}` and the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// No token.
+    Missing,
+    /// A token that is not valid here (bad signature, wrong issuer or audience, malformed…).
+    Invalid,
+    Expired,
+    InsufficientScope,
+    /// The key needed is not known and its issuer cannot be reached.
+    IssuerUnavailable,
+}
+
+impl Outcome {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Missing => "missing",
+            Outcome::Invalid => "invalid",
+            Outcome::Expired => "expired",
+            Outcome::InsufficientScope => "insufficient_scope",
+            Outcome::IssuerUnavailable => "issuer_unavailable",
+        }
+    }
+}
+
+/// A request refused by the check: the HTTP layer answers it.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub outcome: Outcome,
+    /// 401, 403 or 503.
+    pub status: u16,
+    /// The `WWW-Authenticate` value (none on 503).
+    pub challenge: Option<String>,
+    /// Seconds, on 503.
+    pub retry_after: Option<u32>,
+    /// Why, in words safe to send and log (never the token).
+    pub description: String,
+}
+
+/// What a synchronous check came to.
+pub enum Check {
+    Valid(Principal),
+    Refused(Refusal),
+    /// The token's key is not known yet: call [`Auth::check_fetching`].
+    NeedsKeys,
+}
+
+/// The claims read from a verified token (the registered ones are checked by `jsonwebtoken`
+/// too, against the same settings).
+#[derive(Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    /// Some issuers list scopes in `scp` (a string or an array) instead.
+    #[serde(default)]
+    scp: Option<Scp>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scp {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The resource server of one node (see the module).
+pub struct Auth {
+    resource: String,
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    leeway: Duration,
+    token_type: String,
+    required_scopes: Vec<String>,
+    tool_scopes: std::collections::HashMap<String, Vec<String>>,
+    challenge: Challenge,
+    keys: KeyStore,
+    metadata: metadata::Document,
+}
+
+impl Auth {
+    /// The resource server `cfg` describes, or `None` when `auth.enabled` is false.
+    pub fn new(cfg: &config::Auth) -> Result<Option<Arc<Auth>>, TlsError> {
+        if !cfg.enabled {
+            return Ok(None);
+        }
+        let fetcher = fetch::Fetcher::new(&cfg.ca_file, cfg.http_timeout.get())?;
+        let algorithms = cfg
+            .algorithms
+            .iter()
+            .filter_map(|a| a.parse::<Algorithm>().ok())
+            .collect();
+        let metadata = metadata::Document::new(cfg);
+        Ok(Some(Arc::new(Auth {
+            resource: cfg.resource.clone(),
+            audiences: cfg.effective_audiences(),
+            algorithms,
+            leeway: cfg.leeway.get(),
+            token_type: cfg.token_type.clone(),
+            required_scopes: cfg.required_scopes.clone(),
+            tool_scopes: cfg
+                .tool_scopes
+                .iter()
+                .map(|(tool, scopes)| (tool.clone(), scopes.clone()))
+                .collect(),
+            challenge: Challenge::new(metadata.url(), &cfg.required_scopes, &cfg.scopes_supported),
+            keys: KeyStore::new(cfg.effective_issuers(), fetcher),
+            metadata,
+        })))
+    }
+
+    /// The metadata document and where it is served.
+    pub fn metadata(&self) -> &metadata::Document {
+        &self.metadata
+    }
+
+    /// The resource this server protects (`auth.resource`).
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    /// Checks the request's `Authorization` header without waiting.
+    pub fn check(&self, authorization: Option<&[u8]>) -> Check {
+        let token = match self.token(authorization) {
+            Ok(token) => token,
+            Err(refusal) => return Check::Refused(refusal),
+        };
+        match self.verify(token) {
+            Ok(Verified::Valid(p)) => self.scoped(p),
+            Ok(Verified::NeedsKeys) => Check::NeedsKeys,
+            Err(refusal) => Check::Refused(refusal),
+        }
+    }
+
+    /// Checks the request's `Authorization` header, fetching its issuer's keys first if its
+    /// key is not known (the slow path of [`check`](Self::check)).
+    pub async fn check_fetching(&self, authorization: Option<&[u8]>) -> Check {
+        let token = match self.token(authorization) {
+            Ok(token) => token,
+            Err(refusal) => return Check::Refused(refusal),
+        };
+        if let Ok(unverified) = unverified_issuer(token) {
+            self.keys.refresh(&unverified).await;
+        }
+        match self.verify(token) {
+            Ok(Verified::Valid(p)) => self.scoped(p),
+            // Still unknown after the fetch (or the fetch was not allowed yet).
+            Ok(Verified::NeedsKeys) => Check::Refused(
+                self.invalid("the token's signing key is not published by its issuer"),
+            ),
+            Err(refusal) => Check::Refused(refusal),
+        }
+    }
+
+    /// The bearer token, or the refusal of a request without one.
+    fn token<'h>(&self, authorization: Option<&'h [u8]>) -> Result<&'h str, Refusal> {
+        bearer(authorization).map_err(|why| match why {
+            NoBearer::Missing => self.missing(),
+            NoBearer::Malformed => self.invalid("the Authorization header is not `Bearer <token>`"),
+        })
+    }
+
+    /// The principal, if it holds every scope required of all requests.
+    fn scoped(&self, p: Principal) -> Check {
+        match self.missing_scopes(&p, &[]) {
+            None => Check::Valid(p),
+            Some(refusal) => Check::Refused(refusal),
+        }
+    }
+
+    /// The 403 of a `tools/call` of `tool` by `p`, when `[auth.tool_scopes]` requires a scope
+    /// for it that `p` lacks (the challenge names every scope the call needs).
+    pub fn tool_refusal(&self, p: &Principal, tool: &str) -> Option<Refusal> {
+        let scopes = self.tool_scopes.get(tool)?;
+        self.missing_scopes(p, scopes)
+    }
+
+    /// The 403 for `p` when it lacks one of the globally required scopes or `also`: the
+    /// challenge names all of them (clients ask for all at once).
+    pub fn missing_scopes(&self, p: &Principal, also: &[String]) -> Option<Refusal> {
+        let needed: Vec<&str> = self
+            .required_scopes
+            .iter()
+            .chain(also)
+            .map(String::as_str)
+            .collect();
+        if needed.iter().all(|s| p.has_scope(s)) {
+            return None;
+        }
+        Some(Refusal {
+            outcome: Outcome::InsufficientScope,
+            status: 403,
+            challenge: Some(self.challenge.insufficient_scope(&needed)),
+            retry_after: None,
+            description: format!("the token lacks a required scope ({})", needed.join(" ")),
+        })
+    }
+
+    /// The signature and claims of `token`.
+    fn verify(&self, token: &str) -> Result<Verified, Refusal> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| self.invalid("the token is not a JWT access token this server accepts"))?;
+        if !self.token_type.is_empty() && !type_matches(header.typ.as_deref(), &self.token_type) {
+            return Err(self.invalid(format!(
+                "the token's type is not {} (an ID token or another kind of JWT)",
+                self.token_type
+            )));
+        }
+        if !self.algorithms.contains(&header.alg) {
+            return Err(self.invalid("the token's signature algorithm is not accepted"));
+        }
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or_else(|| self.invalid("the token's header names no key (kid)"))?;
+        let iss =
+            unverified_issuer(token).map_err(|()| self.invalid("the token names no issuer"))?;
+        if !self.keys.accepts(&iss) {
+            return Err(self.invalid("the token's issuer is not accepted here"));
+        }
+        let key = match self.keys.lookup(&iss, kid) {
+            Lookup::Found(key) => key,
+            Lookup::Fetch => return Ok(Verified::NeedsKeys),
+            Lookup::Unknown => {
+                return Err(self.invalid("the token's signing key is not published by its issuer"))
+            }
+            Lookup::Unavailable { retry_after } => return Err(unavailable(retry_after)),
+        };
+        if !key.verifies(header.alg) {
+            return Err(self.invalid("the token's algorithm does not match its key"));
+        }
+        let mut v = Validation::new(header.alg);
+        v.algorithms = vec![header.alg];
+        v.leeway = self.leeway.as_secs();
+        v.validate_nbf = true;
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        v.set_issuer(&[iss.as_str()]);
+        v.set_audience(&self.audiences);
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &v).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::ExpiredSignature => Refusal {
+                    outcome: Outcome::Expired,
+                    ..self.invalid("the token has expired")
+                },
+                K::ImmatureSignature => self.invalid("the token is not valid yet (nbf)"),
+                K::InvalidAudience => self.invalid("the token is not for this resource (aud)"),
+                K::InvalidIssuer => self.invalid("the token's issuer is not accepted here"),
+                K::InvalidSignature => self.invalid("the token's signature does not verify"),
+                K::MissingRequiredClaim(c) => self.invalid(format!("the token has no {c} claim")),
+                K::InvalidClaimFormat(c) => {
+                    self.invalid(format!("the token's {c} claim is malformed"))
+                }
+                _ => self.invalid("the token is malformed"),
+            }
+        })?;
+        let c = data.claims;
+        let mut scopes: HashSet<String> = c
+            .scope
+            .as_deref()
+            .unwrap_or("")
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        match c.scp {
+            Some(Scp::One(s)) => {
+                scopes.extend(s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned))
+            }
+            Some(Scp::Many(v)) => scopes.extend(v),
+            None => {}
+        }
+        Ok(Verified::Valid(Principal::new(
+            c.iss,
+            c.sub,
+            c.client_id,
+            scopes,
+        )))
+    }
+
+    /// A 401 `invalid_token` refusal.
+    fn invalid(&self, description: impl Into<String>) -> Refusal {
+        let description = description.into();
+        Refusal {
+            outcome: Outcome::Invalid,
+            status: 401,
+            challenge: Some(self.challenge.invalid_token(&description)),
+            retry_after: None,
+            description,
+        }
+    }
+
+    /// The 401 of a request without a token (no error code: RFC 6750 §3.1).
+    pub fn missing(&self) -> Refusal {
+        Refusal {
+            outcome: Outcome::Missing,
+            status: 401,
+            challenge: Some(self.challenge.missing()),
+            retry_after: None,
+            description: "a bearer token is required".into(),
+        }
+    }
+}
+
+enum Verified {
+    Valid(Principal),
+    NeedsKeys,
+}
+
+/// The 503 of a token whose key cannot be fetched now.
+fn unavailable(retry_after: Duration) -> Refusal {
+    Refusal {
+        outcome: Outcome::IssuerUnavailable,
+        status: 503,
+        challenge: None,
+        retry_after: Some(u32::try_from(retry_after.as_secs().max(1)).unwrap_or(u32::MAX)),
+        description: "the token's issuer cannot be reached to fetch its signing key; retry later"
+            .into(),
+    }
+}
+
+/// Why a request carries no usable bearer token.
+enum NoBearer {
+    /// No `Authorization` header, or another scheme (`Basic …`).
+    Missing,
+    /// `Bearer` without a well-formed token.
+    Malformed,
+}
+
+/// The token of an `Authorization: Bearer <token68>` header (the scheme without case).
+fn bearer(authorization: Option<&[u8]>) -> Result<&str, NoBearer> {
+    let value = authorization.ok_or(NoBearer::Missing)?;
+    let value = std::str::from_utf8(value).map_err(|_| NoBearer::Malformed)?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(NoBearer::Missing);
+    }
+    let token = token.trim_matches(' ');
+    let body = token.trim_end_matches('=');
+    let token68 = !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        });
+    if token68 {
+        Ok(token)
+    } else {
+        Err(NoBearer::Malformed)
+    }
+}
+
+/// The `iss` claim of a token whose signature is not checked yet: only to choose which
+/// issuer's keys to check it with.
+fn unverified_issuer(token: &str) -> Result<String, ()> {
+    #[derive(Deserialize)]
+    struct Iss {
+        iss: String,
+    }
+    let payload = token.split('.').nth(1).ok_or(())?;
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| ())?;
+    serde_json::from_slice::<Iss>(&bytes)
+        .map(|i| i.iss)
+        .map_err(|_| ())
+}
+
+/// RFC 9068 §4: `typ` is `at+jwt` or `application/at+jwt`, compared without case.
+fn type_matches(typ: Option<&str>, required: &str) -> bool {
+    typ.is_some_and(|t| {
+        let t = t.strip_prefix("application/").unwrap_or(t);
+        let r = required.strip_prefix("application/").unwrap_or(required);
+        t.eq_ignore_ascii_case(r)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_bearer_scheme_with_a_token68_is_a_token() {
+        assert!(matches!(
+            bearer(Some(b"Bearer abc.DEF-_~+/=")),
+            Ok("abc.DEF-_~+/=")
+        ));
+        assert!(matches!(bearer(Some(b"bearer  x.y.z")), Ok("x.y.z")));
+        assert!(matches!(bearer(None), Err(NoBearer::Missing)));
+        assert!(matches!(
+            bearer(Some(b"Basic dXNlcjpwYXNz")),
+            Err(NoBearer::Missing)
+        ));
+        for bad in [
+            &b"Bearer"[..],
+            b"Bearer ",
+            b"Bearer a b",
+            b"Bearer =",
+            b"Bearer \xff",
+            b"Bearer a,b",
+        ] {
+            assert!(
+                matches!(bearer(Some(bad)), Err(NoBearer::Malformed)),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_access_token_type_is_compared_without_case_or_the_media_type_prefix() {
+        assert!(type_matches(Some("at+jwt"), "at+jwt"));
+        assert!(type_matches(Some("AT+JWT"), "at+jwt"));
+        assert!(type_matches(Some("application/at+jwt"), "at+jwt"));
+        assert!(!type_matches(Some("JWT"), "at+jwt"));
+        assert!(!type_matches(None, "at+jwt"));
+    }
+
+    #[test]
+    fn the_unverified_issuer_is_read_from_the_payload_only() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let token = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"RS256"}"#),
+            b64(r#"{"iss":"https://as"}"#)
+        );
+        assert_eq!(unverified_issuer(&token), Ok("https://as".to_owned()));
+        assert!(unverified_issuer("nodots").is_err());
+        assert!(unverified_issuer(&format!("a.{}.c", b64(r#"{"iss":7}"#))).is_err());
+    }
+}
