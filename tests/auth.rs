@@ -71,7 +71,13 @@ impl AuthServer {
 
     /// An access token for `resource` (client_credentials, client `mcpd-test`).
     async fn token(&self, resource: &str, scope: &str) -> String {
-        let basic = base64::engine::general_purpose::STANDARD.encode("mcpd-test:mcpd-test-secret");
+        self.token_of("mcpd-test:mcpd-test-secret", resource, scope)
+            .await
+    }
+
+    /// The same for the client whose `id:secret` is `client` (another bearer).
+    async fn token_of(&self, client: &str, resource: &str, scope: &str) -> String {
+        let basic = base64::engine::general_purpose::STANDARD.encode(client);
         let authorization = format!("Basic {basic}");
         let body = format!(
             "grant_type=client_credentials&scope={}&resource={}",
@@ -132,6 +138,28 @@ async fn post_with(server: &Server, token: Option<&str>, sid: Option<&str>, body
     if let Some(s) = sid {
         h.push(("mcp-session-id", s));
     }
+    send(server.addr, "POST", "/mcp", &h, body.to_string()).await
+}
+
+/// A 2026-07-28 `tools/call` of `tool` with `params` (besides the name and the envelope), by a
+/// client that declares roots.
+async fn modern_call(server: &Server, token: &str, tool: &str, params: Value) -> Resp {
+    let bearer = format!("Bearer {token}");
+    let mut h: Vec<(&str, &str)> = POST_HEADERS.to_vec();
+    h.extend([
+        ("mcp-protocol-version", MODERN),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", tool),
+        ("authorization", bearer.as_str()),
+    ]);
+    let mut p = params;
+    p["name"] = json!(tool);
+    p["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {"roots": {}},
+        "io.modelcontextprotocol/clientInfo": {"name": "auth-test", "version": "1"}
+    });
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": p});
     send(server.addr, "POST", "/mcp", &h, body.to_string()).await
 }
 
@@ -454,4 +482,102 @@ async fn a_token_without_a_scope_the_call_needs_gets_403_naming_every_scope_need
         metrics.contains("mcpd_auth_total{outcome=\"insufficient_scope\"} 3"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn a_session_used_with_another_bearers_token_is_unknown_to_it_and_cannot_be_deleted() {
+    let auth = AuthServer::start(300);
+    let server = protected(&auth.issuer(), "");
+    let alice = auth.token(RESOURCE, "mcp:tools").await;
+    let mallory = auth
+        .token_of("other-client:other-secret", RESOURCE, "mcp:tools")
+        .await;
+    let init = post_with(&server, Some(&alice), None, &initialize("2025-11-25")).await;
+    assert_eq!(init.status, 200, "{}", init.text());
+    let sid = init.header("mcp-session-id").expect("sid").to_owned();
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(
+        post_with(&server, Some(&alice), Some(&sid), &note)
+            .await
+            .status,
+        202
+    );
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"message": "mine"}}});
+
+    let unknown = post_with(&server, Some(&mallory), Some("not-a-session"), &call).await;
+    let hijack = post_with(&server, Some(&mallory), Some(&sid), &call).await;
+    assert_eq!(hijack.status, 404, "{}", hijack.text());
+    assert_eq!(
+        (hijack.status, hijack.json()),
+        (unknown.status, unknown.json()),
+        "the same answer as an unknown session"
+    );
+    let bearer = format!("Bearer {mallory}");
+    let delete = send(
+        server.addr,
+        "DELETE",
+        "/mcp",
+        &[("mcp-session-id", &sid), ("authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(delete.status, 404, "{}", delete.text());
+    let get = send(
+        server.addr,
+        "GET",
+        "/mcp",
+        &[
+            ("mcp-session-id", &sid),
+            ("authorization", &bearer),
+            ("accept", "text/event-stream"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(get.status, 404, "{}", get.text());
+    assert_eq!(
+        post_with(&server, None, Some(&sid), &call).await.status,
+        401,
+        "the challenge first"
+    );
+
+    let r = post_with(&server, Some(&alice), Some(&sid), &call).await;
+    assert_eq!(r.status, 200, "the owner's session is intact: {}", r.text());
+    assert!(r.text().contains("Echo: mine"));
+    assert!(server.wait_log(
+        &["used with another bearer's token"],
+        Duration::from_secs(5)
+    ));
+}
+
+#[tokio::test]
+async fn a_request_state_opens_only_for_the_bearer_it_was_sealed_for() {
+    let auth = AuthServer::start(300);
+    let server = protected(&auth.issuer(), "");
+    let alice = auth.token(RESOURCE, "mcp:tools").await;
+    let mallory = auth
+        .token_of("other-client:other-secret", RESOURCE, "mcp:tools")
+        .await;
+    let r = modern_call(&server, &alice, "client_roots", json!({})).await;
+    let res = r.json()["result"].clone();
+    assert_eq!(res["resultType"], "input_required", "{}", r.text());
+    let state = res["requestState"]
+        .as_str()
+        .expect("requestState")
+        .to_owned();
+    let answer = json!({
+        "inputResponses": {"roots": {"roots": [{"uri": "file:///w", "name": "w"}]}},
+        "requestState": state
+    });
+    let r = modern_call(&server, &mallory, "client_roots", answer.clone()).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("Invalid or expired requestState"),
+        "{}",
+        r.text()
+    );
+    let r = modern_call(&server, &alice, "client_roots", answer).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["result"]["resultType"], "complete", "{}", r.text());
 }

@@ -4,6 +4,8 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
+pub use crate::session::Bearer;
+
 /// The bearer of a verified access token: its issuer and subject (together, the identity a
 /// session is bound to), the OAuth client it used, and the scopes it was granted. Cheap to clone
 /// (one shared allocation).
@@ -61,12 +63,20 @@ impl Principal {
         v
     }
 
-    /// Whether `other` is the same bearer: same issuer, subject and client (what a session is
-    /// bound to; scopes may differ from token to token).
-    pub fn same_bearer(&self, other: &Principal) -> bool {
-        self.issuer() == other.issuer()
-            && self.subject() == other.subject()
-            && self.client_id() == other.client_id()
+    /// The identity a session is bound to (scopes may differ from token to token).
+    pub fn bearer(&self) -> Bearer {
+        Bearer {
+            iss: self.issuer().to_owned(),
+            sub: self.subject().to_owned(),
+            client_id: self.client_id().map(str::to_owned),
+        }
+    }
+
+    /// Whether this is `bearer`: the same issuer, subject and client.
+    pub fn is(&self, bearer: &Bearer) -> bool {
+        self.issuer() == bearer.iss
+            && self.subject() == bearer.sub
+            && self.client_id() == bearer.client_id.as_deref()
     }
 }
 

@@ -215,7 +215,7 @@ impl Endpoint {
                 return Reply::error(400, ErrorCode::INVALID_REQUEST, "Invalid Request: initialize must not carry Mcp-Session-Id; the session is already initialized");
             }
             return match &parsed.messages[i] {
-                Message::Request { id, params, .. } => self.initialize(id, *params),
+                Message::Request { id, params, .. } => self.initialize(h, id, *params),
                 _ => Reply::error(400, ErrorCode::INVALID_REQUEST, "Invalid Request"),
             };
         }
@@ -324,6 +324,7 @@ impl Endpoint {
 
     fn initialize(
         &self,
+        h: &RequestHeaders<'_>,
         id: &jsonrpc::RequestId,
         params: Option<&serde_json::value::RawValue>,
     ) -> Reply {
@@ -352,6 +353,7 @@ impl Endpoint {
                 client_info: p.client_info,
                 client_name: Arc::clone(&client_name),
                 capabilities: p.capabilities,
+                bearer: h.principal.map(crate::auth::Principal::bearer),
             },
             self.shared.limits.replay_events,
         ));
@@ -396,6 +398,18 @@ impl Endpoint {
             // future would carry (and move) that room even though hits never use it.
             None => Box::pin(self.resolve_miss(raw, h)).await?,
         };
+        // A session belongs to the bearer that initialized it: another bearer's token (or none,
+        // where the session is bound) gets exactly the answer of an unknown session.
+        let bound = session.params().bearer.as_ref();
+        let same = match (bound, h.principal) {
+            (None, None) => true,
+            (Some(b), Some(p)) => p.is(b),
+            _ => false,
+        };
+        if !same {
+            tracing::info!(node = %self.shared.node, session_id = %session.id(), sub = h.principal.map_or("", |p| p.subject()), "a session was used with another bearer's token; answered as unknown");
+            return Err(Reply::session_not_found());
+        }
         if let Some(v) = h.protocol_version {
             if v.parse::<ProtocolVersion>().is_err() {
                 let supported: Vec<&str> =

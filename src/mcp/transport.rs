@@ -214,7 +214,6 @@ impl Reply {
         Reply::error(404, ErrorCode::SESSION_NOT_FOUND, "Session not found")
     }
 
-    /// 503 with `Retry-After`.
     /// The answer to a request the authorization check refused (an OAuth error body and the
     /// challenge).
     pub fn refused(r: &crate::auth::Refusal) -> Reply {
@@ -235,6 +234,7 @@ impl Reply {
         reply
     }
 
+    /// 503 with `Retry-After`.
     pub fn unavailable(message: impl Into<String>, retry_after: u32) -> Reply {
         Reply {
             retry_after: Some(retry_after),

@@ -51,7 +51,7 @@ impl SessionTable {
         count_miss(miss.class);
         match route {
             Route::Forward(peer) => Resolved::Forward(peer, miss),
-            Route::Adopt(orphan) => self.adopt(registry, orphan, policy, replay_events).await,
+            Route::Adopt(orphan) => self.adopt(registry, *orphan, policy, replay_events).await,
             Route::NotFound => match raw_id.parse::<SessionId>() {
                 // The record may name this node because a concurrent request is adopting it.
                 Ok(id) => self
@@ -179,6 +179,7 @@ fn successor(orphan: &Orphan, replay_events: usize) -> Option<Arc<Session>> {
         capabilities,
         log_level,
         subscriptions,
+        bearer,
         ..
     } = &orphan.record;
     let protocol = protocol.parse::<ProtocolVersion>().ok()?;
@@ -192,6 +193,7 @@ fn successor(orphan: &Orphan, replay_events: usize) -> Option<Arc<Session>> {
         client_info: client_info.clone(),
         client_name,
         capabilities: capabilities.clone(),
+        bearer: bearer.clone(),
     };
     let level = log_level.parse::<LogLevel>().unwrap_or(LogLevel::Info);
     let session = Arc::new(Session::continued(

@@ -22,7 +22,7 @@ mod table;
 
 pub use adopt::Resolved;
 pub use id::{OwnerTag, RequestId, SessionId};
-pub use params::{ProtocolVersion, SessionParams};
+pub use params::{Bearer, ProtocolVersion, SessionParams};
 pub use state::{BusyGuard, ClientReply, Entered, InFlightError, PendingRequest, Session};
 pub use stream::{EventLog, Read, ReaderGuard, StreamId};
 pub use table::{CloseReason, SessionTable, TableFull};

@@ -72,6 +72,18 @@ impl FromStr for ProtocolVersion {
     }
 }
 
+/// Who a session belongs to, when authorization is on: the `iss`, `sub` and `client_id` of the
+/// token that initialized it. Every later request must come with a token of the same bearer
+/// (another one gets the 404 of an unknown session), on whichever node serves it: the registry
+/// record carries it, so an adopted session stays bound.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Bearer {
+    pub iss: String,
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
 /// What `initialize` settled for the life of the session.
 #[derive(Debug, Clone)]
 pub struct SessionParams {
@@ -83,6 +95,8 @@ pub struct SessionParams {
     pub client_name: Arc<str>,
     /// The client's `capabilities` as sent.
     pub capabilities: Value,
+    /// The bearer the session is bound to (`auth` on); `None` without authorization.
+    pub bearer: Option<Bearer>,
 }
 
 impl SessionParams {

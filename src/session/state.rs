@@ -90,6 +90,7 @@ impl Session {
                 client_info: serde_json::json!({"name": "t", "version": "1"}),
                 client_name: "t".into(),
                 capabilities: serde_json::json!({}),
+                bearer: None,
             },
             8,
         ))

@@ -98,6 +98,7 @@ pub(super) fn call(
     let (handler, name) = (tool.handler, tool.name);
     start(
         shared,
+        h,
         id,
         &env,
         &p,
@@ -127,7 +128,7 @@ pub(super) fn prompt(
         });
     };
     let name = t.name.to_owned().into();
-    start(shared, id, &env, &p, t, (name, body), |call, args| {
+    start(shared, h, id, &env, &p, t, (name, body), |call, args| {
         Work::Prompt(ask(call, args))
     })
 }
@@ -136,8 +137,10 @@ pub(super) fn prompt(
 /// handle, and the work `begin` makes of them, in the [`Run`] that answers it. `bound` is what
 /// its state binds to: the catalog's name for the target, and the request's body (which holds
 /// the arguments).
+#[allow(clippy::too_many_arguments)]
 fn start(
     shared: &Arc<Shared>,
+    h: &RequestHeaders<'_>,
     id: RequestId,
     env: &Envelope,
     p: &Params<'_>,
@@ -145,7 +148,8 @@ fn start(
     bound: (Cow<'static, str>, &Bytes),
     begin: impl FnOnce(Call, Map<String, Value>) -> Work,
 ) -> Started {
-    let binding = Binding::in_body(t.method, bound.0, bound.1, p.arguments.map(|a| a.get()));
+    let binding =
+        Binding::in_body(t.method, bound.0, bound.1, p.arguments.map(|a| a.get())).of(h.principal);
     let inputs = match inputs(shared, p, &binding) {
         Ok(i) => i,
         Err(r) => return Err(refused(&id, r)),

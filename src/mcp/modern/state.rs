@@ -44,6 +44,8 @@ pub struct Binding {
     pub target: Cow<'static, str>,
     /// The request's `arguments`, as JSON text (empty: none were sent).
     arguments: Bytes,
+    /// The bearer of the request (`auth` on): a state opens only for the same one.
+    principal: Option<crate::auth::Principal>,
 }
 
 impl Binding {
@@ -57,6 +59,7 @@ impl Binding {
             method,
             target: target.into(),
             arguments: arguments.map_or_else(Bytes::new, |a| Bytes::copy_from_slice(a.as_bytes())),
+            principal: None,
         }
     }
 
@@ -77,9 +80,28 @@ impl Binding {
                 method,
                 target: target.into(),
                 arguments: body.slice_ref(a.as_bytes()),
+                principal: None,
             },
             None => Binding::new(method, target, arguments),
         }
+    }
+
+    /// The same, for the request of `principal` (the state it seals opens only for that bearer).
+    pub fn of(mut self, principal: Option<&crate::auth::Principal>) -> Binding {
+        self.principal = principal.cloned();
+        self
+    }
+
+    /// The bearer as sealed: `iss`, `sub` and `client_id` joined by NUL (empty without one).
+    fn bearer(&self) -> String {
+        self.principal.as_ref().map_or_else(String::new, |p| {
+            format!(
+                "{}\0{}\0{}",
+                p.issuer(),
+                p.subject(),
+                p.client_id().unwrap_or("")
+            )
+        })
     }
 
     /// SHA-256 (hex) of the arguments as canonical JSON: keys sorted (`serde_json::Map` keeps
@@ -108,6 +130,9 @@ struct Sealed {
     /// The answers collected so far, by input key.
     #[serde(rename = "a")]
     answers: Map<String, Value>,
+    /// The bearer ([`Binding::bearer`]); absent in states sealed without one.
+    #[serde(rename = "p", default, skip_serializing_if = "String::is_empty")]
+    principal: String,
 }
 
 /// Why a state did not open. Logged, never told to the client.
@@ -161,6 +186,7 @@ impl StateKeys {
             arguments: binding.arguments_digest(),
             exp,
             answers,
+            principal: binding.bearer(),
         };
         let mut data = serde_json::to_vec(&sealed).unwrap_or_default();
         let Some(key) = self.ring.first() else {
@@ -230,6 +256,9 @@ impl StateKeys {
         }
         if sealed.arguments != binding.arguments_digest() {
             return Err(StateError::Binding("arguments"));
+        }
+        if sealed.principal != binding.bearer() {
+            return Err(StateError::Binding("principal"));
         }
         Ok(sealed.answers)
     }
@@ -402,6 +431,7 @@ mod tests {
             arguments: b.arguments_digest(),
             exp: 1,
             answers: Map::new(),
+            principal: String::new(),
         };
         // Seal an already expired state by hand, with the same key.
         let key = &keys.ring[0];

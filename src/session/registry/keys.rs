@@ -84,6 +84,9 @@ pub struct SessionRecord {
     pub log_level: String,
     #[serde(default)]
     pub subscriptions: Vec<String>,
+    /// The bearer the session is bound to (absent without authorization).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer: Option<crate::session::Bearer>,
 }
 
 impl SessionRecord {
@@ -119,6 +122,9 @@ pub struct SessionRecordRef<'a> {
     pub log_level: &'a str,
     /// The resources the session subscribed to.
     pub subscriptions: &'a [String],
+    /// The bearer the session is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer: Option<&'a crate::session::Bearer>,
 }
 
 impl SessionRecordRef<'_> {
@@ -164,6 +170,11 @@ mod tests {
             capabilities: serde_json::json!({"sampling": {}, "roots": {"listChanged": true}}),
             log_level: "warning".into(),
             subscriptions: vec!["file:///a".into(), "file:///b \"q\"".into()],
+            bearer: Some(crate::session::Bearer {
+                iss: "https://as".into(),
+                sub: "u1".into(),
+                client_id: Some("c1".into()),
+            }),
         };
         let borrowed = SessionRecordRef {
             node: &owned.node,
@@ -174,6 +185,7 @@ mod tests {
             capabilities: &owned.capabilities,
             log_level: &owned.log_level,
             subscriptions: &owned.subscriptions,
+            bearer: owned.bearer.as_ref(),
         };
         assert_eq!(borrowed.encode(), owned.encode());
         assert_eq!(SessionRecord::decode(&borrowed.encode()), Some(owned));
@@ -202,6 +214,7 @@ mod tests {
             capabilities: serde_json::json!({}),
             log_level: "info".into(),
             subscriptions: vec!["mcpd://node".into()],
+            bearer: None,
         };
         assert_eq!(SessionRecord::decode(&r.encode()), Some(r));
         assert_eq!(SessionRecord::decode("hello"), None);

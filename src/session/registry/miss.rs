@@ -105,8 +105,8 @@ pub struct Orphan {
 pub enum Route {
     /// Serve it through this live peer.
     Forward(Peer),
-    /// Continue it here.
-    Adopt(Orphan),
+    /// Continue it here (boxed: a record is large, and the enum is returned by value).
+    Adopt(Box<Orphan>),
     /// Answer 404.
     NotFound,
 }
@@ -174,7 +174,7 @@ impl Registry {
                 }
             }
             MissClass::Stale if policy.adopt => match orphan {
-                Some(orphan) => return (miss, Route::Adopt(orphan)),
+                Some(orphan) => return (miss, Route::Adopt(Box::new(orphan))),
                 None => Route::NotFound,
             },
             MissClass::Stale if policy.handoff && policy.forward => self.any_peer(policy),

@@ -261,6 +261,7 @@ impl Registry {
             capabilities: &params.capabilities,
             log_level: session.log_level().as_str(),
             subscriptions: &subscriptions,
+            bearer: params.bearer.as_ref(),
         }
         .encode()
     }
