@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use base64::Engine;
@@ -28,37 +27,19 @@ struct AuthServer {
 
 impl AuthServer {
     fn start(token_ttl: u32) -> AuthServer {
-        Self::start_on(free_port(), token_ttl)
+        Self::start_on(common::free_port(), token_ttl)
     }
 
     fn start_on(port: u16, token_ttl: u32) -> AuthServer {
-        let node = std::env::var("MCPT_NODE22").expect(
-            "MCPT_NODE22 is not set: run the tests through tests/run.sh (or source the env.sh \
-             that tests/prereqs.sh writes)",
+        let child = common::node_script(
+            "auth/as.mjs",
+            &[
+                ("AS_PORT", port.to_string()),
+                ("RESOURCES", format!("{RESOURCE} {OTHER}")),
+                ("TOKEN_TTL", token_ttl.to_string()),
+            ],
+            "AS ",
         );
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/auth/as.mjs");
-        let mut child = Command::new(node)
-            .arg(script)
-            .env("AS_PORT", port.to_string())
-            .env("RESOURCES", format!("{RESOURCE} {OTHER}"))
-            .env("TOKEN_TTL", token_ttl.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the authorization server");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("AS ") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            let _ = child.kill();
-            panic!("the authorization server did not start on port {port}");
-        }
         AuthServer {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -112,13 +93,6 @@ impl Drop for AuthServer {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// mcpd protecting [`RESOURCE`] with tokens of `issuer`.
@@ -393,7 +367,7 @@ async fn tokens_for_another_resource_expired_or_malformed_get_401_invalid_token(
 
 #[tokio::test]
 async fn an_issuer_that_cannot_be_reached_gets_503_for_new_keys_while_known_keys_keep_working() {
-    let port = free_port();
+    let port = common::free_port();
     let mut auth = AuthServer::start_on(port, 300);
     let token = auth.token(RESOURCE, "mcp:tools").await;
     let known = protected(&auth.issuer(), "");

@@ -570,3 +570,45 @@ impl Stream {
         &self.buf
     }
 }
+
+/// Starts `script` (under `tests/`) with the Node 22 that tests/prereqs.sh installs and `env`, and
+/// waits until it prints a line starting with `ready` (30 s). The caller stops it by its PID.
+#[allow(dead_code)]
+pub fn node_script(script: &str, env: &[(&str, String)], ready: &'static str) -> Child {
+    let node = std::env::var("MCPT_NODE22").expect(
+        "MCPT_NODE22 is not set: run the tests through tests/run.sh (or source the env.sh that \
+         tests/prereqs.sh writes)",
+    );
+    let mut cmd = Command::new(node);
+    cmd.arg(format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR")))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start a node script");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with(ready) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("tests/{script} did not start");
+    }
+    child
+}
+
+/// A free port on 127.0.0.1 (for a helper that must be told its port).
+#[allow(dead_code)]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
