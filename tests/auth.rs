@@ -31,11 +31,16 @@ impl AuthServer {
     }
 
     fn start_on(port: u16, token_ttl: u32) -> AuthServer {
+        Self::start_for(port, token_ttl, &format!("{RESOURCE} {OTHER}"))
+    }
+
+    /// Issuing tokens for the space-separated `resources`.
+    fn start_for(port: u16, token_ttl: u32, resources: &str) -> AuthServer {
         let child = common::node_script(
             "auth/as.mjs",
             &[
                 ("AS_PORT", port.to_string()),
-                ("RESOURCES", format!("{RESOURCE} {OTHER}")),
+                ("RESOURCES", resources.to_owned()),
                 ("TOKEN_TTL", token_ttl.to_string()),
             ],
             "AS ",
@@ -554,4 +559,44 @@ async fn a_request_state_opens_only_for_the_bearer_it_was_sealed_for() {
     let r = modern_call(&server, &alice, "client_roots", answer).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["result"]["resultType"], "complete", "{}", r.text());
+}
+
+#[tokio::test]
+async fn the_official_python_client_follows_the_challenge_to_a_token_and_calls_tools_in_both_eras()
+{
+    // The metadata's `resource` must be the URL the client connects to: a port chosen first.
+    let port = common::free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let auth = AuthServer::start_for(common::free_port(), 300, &resource);
+    let server = Server::start(&format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n[auth]\nenabled = true\nresource = \"{resource}\"\n\
+         authorization_servers = [\"{}\"]\nscopes_supported = [\"mcp:tools\"]\n",
+        auth.issuer()
+    ));
+    let python = std::env::var("MCPT_VENV_PY").expect(
+        "MCPT_VENV_PY is not set: run the tests through tests/run.sh (or source the env.sh that \
+         tests/prereqs.sh writes)",
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/py_oauth.py");
+    let (url, issuer) = (resource.clone(), auth.issuer());
+    // The client's own steps time out after 20 s each.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .args([script, &url, &issuer, "mcpd-test", "mcpd-test-secret"])
+            .output()
+    })
+    .await
+    .expect("the client's thread")
+    .expect("run the Python client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("py-oauth: 2 passed, 0 failed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logs = server.logs();
+    assert!(
+        logs.contains("request refused by authorization"),
+        "the first request was refused"
+    );
 }
