@@ -561,10 +561,32 @@ async fn a_request_state_opens_only_for_the_bearer_it_was_sealed_for() {
     assert_eq!(r.json()["result"]["resultType"], "complete", "{}", r.text());
 }
 
+/// Runs an official SDK client script (`program script args…`) to its end: its stdout, and
+/// whether it exited 0 (each client's steps time out on their own).
+async fn run_client(program: String, script: &'static str, args: Vec<String>) -> (bool, String) {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(program)
+            .arg(format!(
+                "{}/tests/clients/{script}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .args(args)
+            .output()
+    })
+    .await
+    .expect("the client's thread")
+    .expect("run the client");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 #[tokio::test]
-async fn the_official_python_client_follows_the_challenge_to_a_token_and_calls_tools_in_both_eras()
-{
-    // The metadata's `resource` must be the URL the client connects to: a port chosen first.
+async fn the_official_clients_follow_the_challenge_to_a_token_and_call_tools_in_both_eras() {
+    // The metadata's `resource` must be the URL the clients connect to: a port chosen first.
     let port = common::free_port();
     let resource = format!("http://127.0.0.1:{port}/mcp");
     let auth = AuthServer::start_for(common::free_port(), 300, &resource);
@@ -573,30 +595,24 @@ async fn the_official_python_client_follows_the_challenge_to_a_token_and_calls_t
          authorization_servers = [\"{}\"]\nscopes_supported = [\"mcp:tools\"]\n",
         auth.issuer()
     ));
-    let python = std::env::var("MCPT_VENV_PY").expect(
-        "MCPT_VENV_PY is not set: run the tests through tests/run.sh (or source the env.sh that \
-         tests/prereqs.sh writes)",
-    );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/py_oauth.py");
-    let (url, issuer) = (resource.clone(), auth.issuer());
-    // The client's own steps time out after 20 s each.
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .args([script, &url, &issuer, "mcpd-test", "mcpd-test-secret"])
-            .output()
-    })
-    .await
-    .expect("the client's thread")
-    .expect("run the Python client");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("py-oauth: 2 passed, 0 failed"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let env = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} is not set: run the tests through tests/run.sh (or source the env.sh that tests/prereqs.sh writes)")
+        })
+    };
+    let args = vec![
+        resource,
+        auth.issuer(),
+        "mcpd-test".into(),
+        "mcpd-test-secret".into(),
+    ];
+    let (ok, out) = run_client(env("MCPT_VENV_PY"), "py_oauth.py", args.clone()).await;
+    assert!(ok && out.contains("py-oauth: 2 passed, 0 failed"), "{out}");
+    let (ok, out) = run_client(env("MCPT_NODE22"), "ts-oauth.mjs", args).await;
+    assert!(ok && out.contains("ts-oauth: 2 passed, 0 failed"), "{out}");
     let logs = server.logs();
     assert!(
         logs.contains("request refused by authorization"),
-        "the first request was refused"
+        "the first requests were refused"
     );
 }
