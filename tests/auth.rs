@@ -296,9 +296,26 @@ async fn a_token_for_this_resource_opens_a_session_and_calls_tools_in_both_eras(
         "every request needs the token, a session's too"
     );
 
+    let info = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "node_info", "arguments": {}}});
+    let r = post_with(&server, Some(&token), Some(&sid), &info).await;
+    assert_eq!(
+        r.json()["result"]["structuredContent"]["principal"],
+        json!({"iss": auth.issuer(), "sub": "mcpd-test", "client_id": "mcpd-test", "scopes": ["mcp:tools"]}),
+        "a tool sees who calls it: {}",
+        r.text()
+    );
+
     let r = modern_echo(&server, Some(&token)).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("Echo: hi"), "{}", r.text());
+    let r = modern_call(&server, &token, "node_info", json!({"arguments": {}})).await;
+    assert_eq!(
+        r.json()["result"]["structuredContent"]["principal"]["sub"],
+        "mcpd-test",
+        "in the modern era too: {}",
+        r.text()
+    );
     assert!(
         server.wait_log(
             &["fetched the issuer's signing keys"],

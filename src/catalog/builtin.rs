@@ -177,7 +177,7 @@ fn routing_report(args: &Map<String, Value>) -> Result<Value, String> {
 }
 
 fn node_facts(info: &CallInfo) -> Value {
-    json!({
+    let mut facts = json!({
         "node": &*info.node,
         "session_id": info.session_id.as_deref(),
         "protocol_version": info.protocol_version,
@@ -185,7 +185,17 @@ fn node_facts(info: &CallInfo) -> Value {
         "uptime_seconds": info.started.elapsed().as_secs(),
         "pid": std::process::id(),
         "version": env!("CARGO_PKG_VERSION"),
-    })
+    });
+    // Who the caller is, when authorization is on (never the token itself).
+    if let Some(p) = &info.principal {
+        facts["principal"] = json!({
+            "iss": p.issuer(),
+            "sub": p.subject(),
+            "client_id": p.client_id(),
+            "scopes": p.scopes(),
+        });
+    }
+    facts
 }
 
 fn node_info(call: Call, _args: Map<String, Value>) -> BoxFuture<ToolResult> {

@@ -27,6 +27,8 @@ pub struct CallInfo {
     pub client_name: Arc<str>,
     /// When this process started.
     pub started: Instant,
+    /// Who the request is from, as its verified token says (`auth` on): a tool may act for it.
+    pub principal: Option<crate::auth::Principal>,
 }
 
 /// A capability the client may have declared (at `initialize`, or in a request's `_meta`).

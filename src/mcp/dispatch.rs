@@ -20,10 +20,14 @@ use super::jsonrpc::{self, ErrorCode, Message, RequestId, RpcError};
 use super::shared::Shared;
 use super::transport::Reply;
 use super::work::Work;
+use crate::auth::Principal;
 use crate::catalog::{
     Call, ClientCapability, CompletionRef, Emits, LogLevel, LookupError, RequestError,
 };
 use crate::session::Session;
+
+/// Who a request comes from: its session, and its bearer when `auth` is on.
+type Caller<'a> = (&'a Arc<Session>, Option<&'a Principal>);
 
 /// Handles the messages of one POST.
 ///
@@ -33,6 +37,7 @@ use crate::session::Session;
 pub(crate) fn post<'a>(
     shared: &'a Arc<Shared>,
     session: &'a Arc<Session>,
+    principal: Option<&Principal>,
     messages: Vec<Message<'_>>,
     batch: bool,
 ) -> impl Future<Output = Reply> + Send + 'a {
@@ -51,18 +56,32 @@ pub(crate) fn post<'a>(
                 if method == "tools/call" || interactive {
                     let emits = emits.get_or_insert_with(Emits::new);
                     let prepared = match interactive {
-                        true => prepare_prompt(shared, session, &id, params, Arc::clone(emits)),
-                        false => prepare_call(shared, session, &id, params, Arc::clone(emits)),
+                        true => prepare_prompt(
+                            shared,
+                            (session, principal),
+                            &id,
+                            params,
+                            Arc::clone(emits),
+                        ),
+                        false => prepare_call(
+                            shared,
+                            (session, principal),
+                            &id,
+                            params,
+                            Arc::clone(emits),
+                        ),
                     };
                     match prepared {
                         Ok(call) => calls.push(call),
                         Err(e) => replies.push(jsonrpc::error_response(Some(&id), &e)),
                     }
                 } else {
-                    replies.push(match request(shared, session, &method, params) {
-                        Ok(result) => jsonrpc::response(&id, result),
-                        Err(e) => jsonrpc::error_response(Some(&id), &e),
-                    });
+                    replies.push(
+                        match request(shared, (session, principal), &method, params) {
+                            Ok(result) => jsonrpc::response(&id, result),
+                            Err(e) => jsonrpc::error_response(Some(&id), &e),
+                        },
+                    );
                 }
             }
         }
@@ -151,7 +170,7 @@ struct Meta {
 
 fn prepare_call(
     shared: &Shared,
-    session: &Arc<Session>,
+    caller: Caller<'_>,
     id: &RequestId,
     params: Option<&RawValue>,
     emits: Arc<Emits>,
@@ -165,7 +184,7 @@ fn prepare_call(
         .meta
         .and_then(|m| m.progress_token)
         .filter(|t| t.is_string() || t.is_i64() || t.is_u64());
-    let (call, token) = session_call(shared, session, id, emits, progress_token)?;
+    let (call, token) = session_call(shared, caller, id, emits, progress_token)?;
     let fut = (tool.handler)(call, p.arguments.unwrap_or_default());
     Ok(PreparedCall {
         id: id.clone(),
@@ -178,7 +197,7 @@ fn prepare_call(
 /// the session's capabilities, questions asked live on the call's stream.
 fn session_call(
     shared: &Shared,
-    session: &Arc<Session>,
+    (session, principal): Caller<'_>,
     id: &RequestId,
     emits: Arc<Emits>,
     progress_token: Option<Value>,
@@ -188,7 +207,7 @@ fn session_call(
         .map_err(|e| RpcError::new(ErrorCode::INVALID_REQUEST, e.to_string()))?;
     let session_for_caps = Arc::clone(session);
     let call = Call::new(
-        shared.call_info(session),
+        shared.call_info(session, principal),
         emits,
         token.clone(),
         progress_token,
@@ -211,7 +230,7 @@ fn asks(shared: &Shared, params: Option<&RawValue>) -> bool {
 
 fn prepare_prompt(
     shared: &Shared,
-    session: &Arc<Session>,
+    caller: Caller<'_>,
     id: &RequestId,
     params: Option<&RawValue>,
     emits: Arc<Emits>,
@@ -230,7 +249,7 @@ fn prepare_prompt(
             format!("Unknown prompt: {}", p.name),
         )
     })?;
-    let (call, token) = session_call(shared, session, id, emits, None)?;
+    let (call, token) = session_call(shared, caller, id, emits, None)?;
     Ok(PreparedCall {
         id: id.clone(),
         token,
@@ -281,7 +300,7 @@ pub(crate) fn lookup_error(e: LookupError, not_found: ErrorCode) -> RpcError {
 /// Answers a request other than `initialize` and `tools/call`.
 fn request(
     shared: &Shared,
-    session: &Arc<Session>,
+    (session, principal): Caller<'_>,
     method: &str,
     params: Option<&RawValue>,
 ) -> Result<Value, RpcError> {
@@ -295,7 +314,7 @@ fn request(
         "resources/read" => {
             let p: UriParams = jsonrpc::params(params)?;
             let contents = catalog
-                .read_resource(&p.uri, &shared.call_info(session))
+                .read_resource(&p.uri, &shared.call_info(session, principal))
                 .map_err(lookup)?;
             Ok(json!({ "contents": contents }))
         }

@@ -237,7 +237,14 @@ impl Endpoint {
             return refused;
         }
         self.shared.table.touch(&session);
-        super::dispatch::post(&self.shared, &session, parsed.messages, parsed.batch).await
+        super::dispatch::post(
+            &self.shared,
+            &session,
+            h.principal,
+            parsed.messages,
+            parsed.batch,
+        )
+        .await
     }
 
     /// The 403 of a POST with a `tools/call` whose token lacks a scope the tool needs

@@ -13,6 +13,7 @@ use super::greeting::Greetings;
 use super::modern::Modern;
 use super::sse::{self, Follow};
 use super::transport::{OriginPolicy, Reply};
+use crate::auth::Principal;
 use crate::catalog::{CallInfo, Catalog};
 use crate::session::{OwnerTag, ReaderGuard, Session, SessionTable};
 
@@ -74,13 +75,14 @@ impl Shared {
     }
 
     /// What a tool learns about its caller.
-    pub fn call_info(&self, session: &Session) -> CallInfo {
+    pub fn call_info(&self, session: &Session, principal: Option<&Principal>) -> CallInfo {
         CallInfo {
             node: Arc::clone(&self.node),
             session_id: Some(Arc::clone(session.id_text())),
             protocol_version: session.params().protocol.as_str(),
             client_name: Arc::clone(&session.params().client_name),
             started: self.started,
+            principal: principal.cloned(),
         }
     }
 

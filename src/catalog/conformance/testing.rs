@@ -14,6 +14,7 @@ use crate::catalog::{
 
 pub(super) fn info() -> CallInfo {
     CallInfo {
+        principal: None,
         node: Arc::from("test-node"),
         session_id: Some(Arc::from("test-session")),
         protocol_version: "2025-11-25",

@@ -27,13 +27,18 @@ use crate::mcp::transport::{Reply, RequestHeaders};
 use crate::mcp::work::Work;
 
 /// What a caller learns about itself in the modern era (no session).
-pub(super) fn info(shared: &Shared, env: &Envelope) -> CallInfo {
+pub(super) fn info(
+    shared: &Shared,
+    env: &Envelope,
+    principal: Option<&crate::auth::Principal>,
+) -> CallInfo {
     CallInfo {
         node: Arc::clone(&shared.node),
         session_id: None,
         protocol_version: env.version.as_str(),
         client_name: Arc::clone(&env.client_name),
         started: shared.started,
+        principal: principal.cloned(),
     }
 }
 
@@ -154,7 +159,7 @@ fn start(
         Ok(i) => i,
         Err(r) => return Err(refused(&id, r)),
     };
-    let (call, emits, token) = handle(shared, env, &inputs);
+    let (call, emits, token) = handle(shared, env, h.principal, &inputs);
     let work = begin(call, t.args);
     Ok(Run::new(
         shared, id, env, work, emits, inputs, binding, token,
@@ -174,12 +179,13 @@ fn rpc_error(status: u16, id: &RequestId, code: ErrorCode, message: String) -> R
 fn handle(
     shared: &Shared,
     env: &Envelope,
+    principal: Option<&crate::auth::Principal>,
     inputs: &Arc<Inputs>,
 ) -> (Call, Arc<Emits>, CancellationToken) {
     let emits = Emits::new();
     let token = CancellationToken::new();
     let call = Call::new(
-        info(shared, env),
+        info(shared, env, principal),
         Arc::clone(&emits),
         token.clone(),
         env.progress_token.clone(),

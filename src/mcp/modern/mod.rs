@@ -236,7 +236,10 @@ fn read(
     if let Err(r) = envelope::check_name(h, uri) {
         return refused(id, r);
     }
-    match shared.catalog.read_resource(uri, &call::info(shared, env)) {
+    match shared
+        .catalog
+        .read_resource(uri, &call::info(shared, env, h.principal))
+    {
         Ok(contents) => answer(
             id,
             shared
