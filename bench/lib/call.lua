@@ -6,6 +6,7 @@
 -- env BENCH_TOOL    echo (default) | long_task (with a progress token: mcpd answers with SSE)
 -- env BENCH_EXPECT  text every 2xx body must contain (default "Echo: hello")
 -- env BENCH_PATH    default /mcp
+-- env BENCH_TOKEN   a bearer token sent on every request (a node with `[auth] enabled`)
 -- env BENCH_ERA     legacy (default: calls inside the sessions of BENCH_SIDS) | modern (protocol
 --                   2026-07-28: no session, the `_meta` envelope and the Mcp-Method/Mcp-Name
 --                   headers on every call, as the official 2.x clients send them)
@@ -21,6 +22,7 @@ for s in string.gmatch(os.getenv("BENCH_SIDS") or "", "[^,]+") do sids[#sids + 1
 local tool = os.getenv("BENCH_TOOL") or "echo"
 local expect = os.getenv("BENCH_EXPECT") or "Echo: hello"
 local path = os.getenv("BENCH_PATH") or "/mcp"
+local token = os.getenv("BENCH_TOKEN")
 local modern = os.getenv("BENCH_ERA") == "modern"
 -- What a 2.x client puts in every modern request's params.
 local envelope = '"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",'
@@ -67,6 +69,9 @@ function init(args)
       ["Mcp-Session-Id"] = sid,
       ["MCP-Protocol-Version"] = "2025-06-18",
     }
+    if token and token ~= "" then
+      headers["Authorization"] = "Bearer " .. token
+    end
     if modern then
       headers["Mcp-Session-Id"] = nil
       headers["MCP-Protocol-Version"] = "2026-07-28"
