@@ -144,17 +144,17 @@ impl KeyStore {
 
     /// Fetches `iss`'s keys if no fetch happened within [`REFRESH_INTERVAL`] (one at a time; a
     /// caller that waited for another's fetch uses its result). The keys before a failed fetch
-    /// are kept.
-    pub async fn refresh(&self, iss: &str) {
+    /// are kept. True when a fetched set replaced them.
+    pub async fn refresh(&self, iss: &str) -> bool {
         let Some(issuer) = self.issuers.get(iss) else {
-            return;
+            return false;
         };
         let _one = issuer.fetching.lock().await;
         let jwks_uri = {
             let mut state = issuer.state.write().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
             if !state.may_fetch(now) {
-                return;
+                return false;
             }
             state.last_attempt = Some(now);
             state.jwks_uri.clone()
@@ -167,10 +167,12 @@ impl KeyStore {
                 state.jwks_uri = Some(jwks_uri);
                 state.keys = keys;
                 state.last_failed = false;
+                true
             }
             Err(e) => {
                 tracing::warn!(issuer = %iss, kept = state.keys.len(), "cannot fetch the issuer's signing keys: {e:#}");
                 state.last_failed = true;
+                false
             }
         }
     }

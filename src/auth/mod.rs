@@ -12,6 +12,7 @@
 //! The check is synchronous while the key is known ([`Auth::check`]); only a token signed with a
 //! key this node has not seen waits, for one fetch of its issuer's keys ([`Auth::check_fetching`]).
 
+mod cache;
 mod fetch;
 mod keys;
 pub mod metadata;
@@ -86,6 +87,8 @@ pub enum Check {
 struct Claims {
     iss: String,
     sub: String,
+    /// Checked by `jsonwebtoken` (a number, not past); read here for how long to cache.
+    exp: f64,
     #[serde(default)]
     client_id: Option<String>,
     #[serde(default)]
@@ -114,6 +117,8 @@ pub struct Auth {
     challenge: Challenge,
     keys: KeyStore,
     metadata: metadata::Document,
+    /// Tokens verified already (see [`cache`]).
+    verified: cache::Verified,
 }
 
 impl Auth {
@@ -144,6 +149,7 @@ impl Auth {
             challenge: Challenge::new(metadata.url(), &cfg.required_scopes, &cfg.scopes_supported),
             keys: KeyStore::new(cfg.effective_issuers(), fetcher),
             metadata,
+            verified: cache::Verified::default(),
         })))
     }
 
@@ -163,6 +169,12 @@ impl Auth {
             Ok(token) => token,
             Err(refusal) => return Check::Refused(refusal),
         };
+        if let Some(p) = self.verified.get(token) {
+            return self.scoped(p);
+        }
+        let Some(token) = token68(token) else {
+            return Check::Refused(self.malformed());
+        };
         match self.verify(token) {
             Ok(Verified::Valid(p)) => self.scoped(p),
             Ok(Verified::NeedsKeys) => Check::NeedsKeys,
@@ -177,8 +189,14 @@ impl Auth {
             Ok(token) => token,
             Err(refusal) => return Check::Refused(refusal),
         };
+        let Some(token) = token68(token) else {
+            return Check::Refused(self.malformed());
+        };
         if let Ok(unverified) = unverified_issuer(token) {
-            self.keys.refresh(&unverified).await;
+            if self.keys.refresh(&unverified).await {
+                // A key withdrawn from the set takes the tokens it verified with it.
+                self.verified.clear();
+            }
         }
         match self.verify(token) {
             Ok(Verified::Valid(p)) => self.scoped(p),
@@ -191,11 +209,15 @@ impl Auth {
     }
 
     /// The bearer token, or the refusal of a request without one.
-    fn token<'h>(&self, authorization: Option<&'h [u8]>) -> Result<&'h str, Refusal> {
+    fn token<'h>(&self, authorization: Option<&'h [u8]>) -> Result<&'h [u8], Refusal> {
         bearer(authorization).map_err(|why| match why {
             NoBearer::Missing => self.missing(),
-            NoBearer::Malformed => self.invalid("the Authorization header is not `Bearer <token>`"),
+            NoBearer::Malformed => self.malformed(),
         })
+    }
+
+    fn malformed(&self) -> Refusal {
+        self.invalid("the Authorization header is not `Bearer <token>`")
     }
 
     /// The principal, if it holds every scope required of all requests.
@@ -308,12 +330,16 @@ impl Auth {
             Some(Scp::Many(v)) => scopes.extend(v),
             None => {}
         }
-        Ok(Verified::Valid(Principal::new(
-            c.iss,
-            c.sub,
-            c.client_id,
-            scopes,
-        )))
+        let principal = Principal::new(c.iss, c.sub, c.client_id, scopes);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let left = c.exp + self.leeway.as_secs_f64() - now;
+        if left > 0.0 {
+            self.verified
+                .put(token, &principal, Duration::from_secs_f64(left));
+        }
+        Ok(Verified::Valid(principal))
     }
 
     /// A 401 `invalid_token` refusal.
@@ -365,25 +391,30 @@ enum NoBearer {
     Malformed,
 }
 
-/// The token of an `Authorization: Bearer <token68>` header (the scheme without case).
-fn bearer(authorization: Option<&[u8]>) -> Result<&str, NoBearer> {
+/// The token of an `Authorization: Bearer <token>` header (the scheme without case), as sent:
+/// not checked to be a token68 yet (a token found among the verified ones needs no check).
+fn bearer(authorization: Option<&[u8]>) -> Result<&[u8], NoBearer> {
     let value = authorization.ok_or(NoBearer::Missing)?;
-    let value = std::str::from_utf8(value).map_err(|_| NoBearer::Malformed)?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme_end = value.iter().position(|&b| b == b' ').unwrap_or(value.len());
+    if !value[..scheme_end].eq_ignore_ascii_case(b"bearer") {
         return Err(NoBearer::Missing);
     }
-    let token = token.trim_matches(' ');
-    let body = token.trim_end_matches('=');
-    let token68 = !body.is_empty()
-        && body.bytes().all(|b| {
+    let token = value[scheme_end..].trim_ascii();
+    if token.is_empty() {
+        return Err(NoBearer::Malformed);
+    }
+    Ok(token)
+}
+
+/// `token` as text, when it is a token68 (RFC 7235: letters, digits, `-._~+/`, then `=`s).
+fn token68(token: &[u8]) -> Option<&str> {
+    let body_end = token.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
+    let ok = body_end > 0
+        && token[..body_end].iter().all(|&b| {
             b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
         });
-    if token68 {
-        Ok(token)
-    } else {
-        Err(NoBearer::Malformed)
-    }
+    // ASCII throughout, so the conversion cannot fail.
+    ok.then(|| std::str::from_utf8(token).ok()).flatten()
 }
 
 /// The `iss` claim of a token whose signature is not checked yet: only to choose which
@@ -418,28 +449,25 @@ mod tests {
 
     #[test]
     fn only_a_bearer_scheme_with_a_token68_is_a_token() {
-        assert!(matches!(
-            bearer(Some(b"Bearer abc.DEF-_~+/=")),
-            Ok("abc.DEF-_~+/=")
-        ));
-        assert!(matches!(bearer(Some(b"bearer  x.y.z")), Ok("x.y.z")));
+        fn token(v: &[u8]) -> Option<&str> {
+            bearer(Some(v)).ok().and_then(token68)
+        }
+        assert_eq!(token(b"Bearer abc.DEF-_~+/="), Some("abc.DEF-_~+/="));
+        assert_eq!(token(b"bearer  x.y.z"), Some("x.y.z"));
         assert!(matches!(bearer(None), Err(NoBearer::Missing)));
         assert!(matches!(
             bearer(Some(b"Basic dXNlcjpwYXNz")),
             Err(NoBearer::Missing)
         ));
+        assert!(matches!(bearer(Some(b"Bearer")), Err(NoBearer::Malformed)));
+        assert!(matches!(bearer(Some(b"Bearer ")), Err(NoBearer::Malformed)));
         for bad in [
-            &b"Bearer"[..],
-            b"Bearer ",
-            b"Bearer a b",
+            &b"Bearer a b"[..],
             b"Bearer =",
             b"Bearer \xff",
             b"Bearer a,b",
         ] {
-            assert!(
-                matches!(bearer(Some(bad)), Err(NoBearer::Malformed)),
-                "{bad:?}"
-            );
+            assert_eq!(token(bad), None, "{bad:?}");
         }
     }
 

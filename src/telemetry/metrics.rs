@@ -91,6 +91,9 @@ pub struct Metrics {
     pub modern_cancelled: Counter,
     /// Authorization checks, by outcome (`auth` on).
     auth: Family<OutcomeLabels, Counter>,
+    /// `auth` series resolved once, in `AUTH_OUTCOMES` order (a family lookup locks and hashes,
+    /// and this one runs for every request of a protected node).
+    auth_by_outcome: Vec<Counter>,
     sessions_live: Gauge,
     registry_queue: Gauge,
     registry_up: Gauge,
@@ -127,7 +130,10 @@ const RPC_METHODS: &[&str] = &[
 impl Metrics {
     /// Counts one authorization check that ended with `outcome` (an `auth::Outcome` label).
     pub fn auth(&self, outcome: &'static str) {
-        self.auth.get_or_create(&OutcomeLabels { outcome }).inc();
+        match AUTH_OUTCOMES.iter().position(|&o| o == outcome) {
+            Some(i) => self.auth_by_outcome[i].inc(),
+            None => self.auth.get_or_create(&OutcomeLabels { outcome }).inc(),
+        };
     }
 
     fn new() -> Metrics {
@@ -144,6 +150,7 @@ impl Metrics {
             sse_streams_open: Gauge::default(),
             modern_cancelled: Counter::default(),
             auth: Family::default(),
+            auth_by_outcome: Vec::new(),
             sessions_live: Gauge::default(),
             registry_queue: Gauge::default(),
             registry_up: Gauge::default(),
@@ -220,9 +227,10 @@ impl Metrics {
              insufficient_scope, issuer_unavailable)",
             m.auth.clone(),
         );
-        for outcome in AUTH_OUTCOMES {
-            let _ = m.auth.get_or_create(&OutcomeLabels { outcome });
-        }
+        let auth_by_outcome = AUTH_OUTCOMES
+            .iter()
+            .map(|&outcome| m.auth.get_or_create(&OutcomeLabels { outcome }).clone())
+            .collect();
         registry.register(
             "registry_queue_depth",
             "Registry operations waiting for Redis",
@@ -267,6 +275,7 @@ impl Metrics {
             registry,
             rpc_by_method,
             common_requests,
+            auth_by_outcome,
             ..m
         }
     }
