@@ -174,6 +174,24 @@ fn tampered(token: &str) -> String {
     String::from_utf8(bytes).expect("ASCII")
 }
 
+/// A session opened with `token` (initialize, then initialized): its id.
+async fn open_session(server: &Server, token: &str) -> String {
+    let init = post_with(server, Some(token), None, &initialize("2025-11-25")).await;
+    assert_eq!(init.status, 200, "{}", init.text());
+    let sid = init
+        .header("mcp-session-id")
+        .expect("session id")
+        .to_owned();
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(
+        post_with(server, Some(token), Some(&sid), &note)
+            .await
+            .status,
+        202
+    );
+    sid
+}
+
 fn challenge(r: &Resp) -> String {
     r.header("www-authenticate")
         .unwrap_or_else(|| panic!("no WWW-Authenticate on {}: {}", r.status, r.text()))
@@ -272,19 +290,7 @@ async fn a_token_for_this_resource_opens_a_session_and_calls_tools_in_both_eras(
     let auth = AuthServer::start(300);
     let server = protected(&auth.issuer(), "");
     let token = auth.token(RESOURCE, "mcp:tools").await;
-    let init = post_with(&server, Some(&token), None, &initialize("2025-11-25")).await;
-    assert_eq!(init.status, 200, "{}", init.text());
-    let sid = init
-        .header("mcp-session-id")
-        .expect("session id")
-        .to_owned();
-    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    assert_eq!(
-        post_with(&server, Some(&token), Some(&sid), &note)
-            .await
-            .status,
-        202
-    );
+    let sid = open_session(&server, &token).await;
     let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
         "params": {"name": "echo", "arguments": {"message": "with a token"}}});
     let r = post_with(&server, Some(&token), Some(&sid), &call).await;
@@ -488,16 +494,7 @@ async fn a_session_used_with_another_bearers_token_is_unknown_to_it_and_cannot_b
     let mallory = auth
         .token_of("other-client:other-secret", RESOURCE, "mcp:tools")
         .await;
-    let init = post_with(&server, Some(&alice), None, &initialize("2025-11-25")).await;
-    assert_eq!(init.status, 200, "{}", init.text());
-    let sid = init.header("mcp-session-id").expect("sid").to_owned();
-    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    assert_eq!(
-        post_with(&server, Some(&alice), Some(&sid), &note)
-            .await
-            .status,
-        202
-    );
+    let sid = open_session(&server, &alice).await;
     let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
         "params": {"name": "echo", "arguments": {"message": "mine"}}});
 

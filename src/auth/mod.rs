@@ -83,7 +83,6 @@ pub enum Check {
 
 /// The resource server of one node (see the module).
 pub struct Auth {
-    resource: String,
     audiences: Vec<String>,
     algorithms: Vec<Algorithm>,
     leeway: Duration,
@@ -111,7 +110,6 @@ impl Auth {
             .collect();
         let metadata = metadata::Document::new(cfg);
         Ok(Some(Arc::new(Auth {
-            resource: cfg.resource.clone(),
             audiences: cfg.effective_audiences(),
             algorithms,
             leeway: cfg.leeway.get(),
@@ -132,11 +130,6 @@ impl Auth {
     /// The metadata document and where it is served.
     pub fn metadata(&self) -> &metadata::Document {
         &self.metadata
-    }
-
-    /// The resource this server protects (`auth.resource`).
-    pub fn resource(&self) -> &str {
-        &self.resource
     }
 
     /// Checks the request's `Authorization` header without waiting.
@@ -192,7 +185,9 @@ impl Auth {
         })
     }
 
-    fn malformed(&self) -> Refusal {
+    /// The 401 of an `Authorization` header that holds no usable bearer token (also what two
+    /// such headers get: which one was meant is unknowable).
+    pub fn malformed(&self) -> Refusal {
         self.invalid("the Authorization header is not `Bearer <token>`")
     }
 

@@ -259,8 +259,7 @@ impl Router {
         let mut values = headers.get_all(header::AUTHORIZATION).iter();
         let authorization = values.next().map(HeaderValue::as_bytes);
         let checked = if values.next().is_some() {
-            // Two Authorization headers: which one a proxy or the client meant is unknowable.
-            auth.check(Some(b"Bearer"))
+            Check::Refused(auth.malformed())
         } else {
             match auth.check(authorization) {
                 Check::NeedsKeys => Box::pin(auth.check_fetching(authorization)).await,
